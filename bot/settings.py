@@ -1,0 +1,164 @@
+"""Configuration: one pydantic-settings model read from the environment and an optional `.env`.
+
+Every knob has its environment variable named after the field in upper case
+(`discord_token` ← `DISCORD_TOKEN`). Secrets are `SecretStr`, so they never show up in a
+repr, a log line or a validation message.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Period = Literal["day", "week", "month", "none"]
+RESOLUTIONS = ("540p", "720p", "1080p")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    # --- Discord -------------------------------------------------------------------------
+    discord_token: SecretStr = Field(description="the bot token from the Developer Portal")
+    dev_guild_id: int | None = Field(
+        default=None, description="a guild id; commands are synced there instantly (development)"
+    )
+    discord_api_base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="override of Discord's REST base URL (tests and self-hosted proxies only)",
+    )
+
+    # --- Video API -----------------------------------------------------------------------
+    novita_api_key: SecretStr | None = Field(
+        default=None, description="the Novita AI API key (not needed with NOVITA_SIMULATE=1)"
+    )
+    novita_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.novita.ai"))
+    novita_simulate: bool = Field(
+        default=False,
+        description="1 runs against the built-in simulator on loopback: no key, no money spent",
+    )
+    simulate_seconds: float = Field(
+        default=20.0, ge=0, description="how long a simulated video takes to make"
+    )
+    api_requests_per_minute: int = Field(
+        default=10, ge=1, le=6000, description="client-side limit shared by submits and reads"
+    )
+    submit_timeout_seconds: float = Field(default=90.0, gt=0, le=600)
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_video_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="never download a result larger than this"
+    )
+
+    # --- Storage -------------------------------------------------------------------------
+    database_path: Path = Field(default=Path("data/bot.sqlite3"))
+    health_file: Path = Field(
+        default=Path("data/health"), description="touched by the poller; read by `bot health`"
+    )
+
+    # --- Polling and delivery ------------------------------------------------------------
+    poll_min_seconds: float = Field(default=3.0, gt=0)
+    poll_max_seconds: float = Field(default=60.0, gt=0)
+    off_peak_poll_seconds: float = Field(default=300.0, gt=0)
+    poll_concurrency: int = Field(default=4, ge=1, le=64)
+    job_timeout_minutes: float = Field(
+        default=180.0, gt=0, description="a job with no terminal answer by then is EXPIRED"
+    )
+    off_peak_job_timeout_minutes: float = Field(default=50 * 60.0, gt=0)
+    card_edit_interval_seconds: float = Field(default=5.0, ge=0)
+    delivery_retry_seconds: float = Field(default=30.0, gt=0)
+
+    # --- Quota and prices ----------------------------------------------------------------
+    price_table: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description=(
+            'JSON: credits per second by model and resolution, e.g. '
+            '{"vidu-q3-pro-i2v": {"540p": 4, "720p": 6, "1080p": 8}}; '
+            "models left out keep the catalog's price"
+        ),
+    )
+    off_peak_discount_percent: int = Field(default=50, ge=0, le=100)
+    default_allowance: int = Field(default=100, ge=0, description="credits per period")
+    default_period: Period = "week"
+    default_max_concurrent_jobs: int = Field(default=2, ge=1, le=50)
+    operator_daily_cap: int | None = Field(
+        default=None, ge=0, description="credits all guilds together may spend per UTC day"
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("price_table")
+    @classmethod
+    def _prices_are_sane(cls, table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for model, prices in table.items():
+            for resolution, price in prices.items():
+                if resolution not in RESOLUTIONS:
+                    raise ValueError(
+                        f"{model}: resolution {resolution!r} is not one of {', '.join(RESOLUTIONS)}"
+                    )
+                if price < 0:
+                    raise ValueError(f"{model} {resolution}: a price cannot be negative")
+        return table
+
+    @field_validator("dev_guild_id", "operator_daily_cap", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _key_unless_simulated(self) -> Settings:
+        if not self.novita_simulate and (
+            self.novita_api_key is None or not self.novita_api_key.get_secret_value().strip()
+        ):
+            raise ValueError("NOVITA_API_KEY is required unless NOVITA_SIMULATE=1")
+        if self.poll_min_seconds > self.poll_max_seconds:
+            raise ValueError("POLL_MIN_SECONDS must not exceed POLL_MAX_SECONDS")
+        return self
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable and what it expects.
+
+    The input value is never echoed (it may be a secret).
+    """
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        location = [str(part) for part in item.get("loc", ()) if part != "__root__"]
+        message = str(item.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        if not location:
+            lines.append(message)
+            continue
+        variable = location[0].upper()
+        detail = f" ({'.'.join(location[1:])})" if len(location) > 1 else ""
+        if item.get("type") == "missing":
+            field = Settings.model_fields.get(location[0])
+            hint = f": {field.description}" if field and field.description else ""
+            lines.append(f"{variable} is not set; it is required{hint}")
+        else:
+            lines.append(f"{variable}{detail}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or stop the process with one clear line and exit status 2."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        print(f"configuration error: {describe_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
