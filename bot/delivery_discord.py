@@ -1,0 +1,286 @@
+"""Discord delivery adapter: draws job cards and posts finished videos.
+
+Everything here posts through ordinary channel messages (never the interaction token, which
+dies after 15 minutes), so a job that takes hours still ends on its card. Mentions are off
+everywhere except the requester on the message that hands them their video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.api.errors import DownloadTooLargeError, VideoAPIError
+from bot.catalog import CATALOG
+from bot.delivery import DeliveryOutcome
+from storage.models import JobState
+
+if TYPE_CHECKING:
+    from bot.discord_app import VideoBot
+    from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+REROLL_TEMPLATE = r"reroll:(?P<job_id>[0-9]+)"
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # unboosted servers and DMs
+HISTORY_SCAN = 50  # messages after the card searched for an earlier post of the same video
+MAX_DELIVERY_ATTEMPTS = 20
+
+STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
+    JobState.SUBMITTING: ("Submitting", discord.Colour.light_grey()),
+    JobState.QUEUED: ("Queued", discord.Colour.blurple()),
+    JobState.PROCESSING: ("Rendering", discord.Colour.blue()),
+    JobState.SUCCEEDED: ("Finished, posting the video", discord.Colour.teal()),
+    JobState.DELIVERED: ("Done", discord.Colour.green()),
+    JobState.FAILED: ("Failed", discord.Colour.red()),
+    JobState.REJECTED: ("Refused by the video service", discord.Colour.red()),
+    JobState.LOST: ("Lost", discord.Colour.dark_grey()),
+    JobState.UNDELIVERABLE: ("Finished, but I could not post it", discord.Colour.orange()),
+    JobState.EXPIRED: ("Timed out", discord.Colour.dark_grey()),
+}
+RELEASED_STATES = {JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
+
+
+def reroll_custom_id(job_id: int) -> str:
+    return f"reroll:{job_id}"
+
+
+def requester_only(user_id: int) -> discord.AllowedMentions:
+    """The one mention the bot ever allows: the member whose video it is."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)]
+    )
+
+
+def progress_bar(percent: int, width: int = 12) -> str:
+    filled = max(0, min(width, round(percent / 100 * width)))
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def describe_parameters(job: Job) -> str:
+    params = job.params
+    parts = [f"{params.get('duration', 5)} s", str(params.get("resolution", "720p"))]
+    for key, label in (
+        ("aspect_ratio", ""),
+        ("style", "style "),
+        ("movement_amplitude", "movement "),
+        ("audio_type", "audio "),
+    ):
+        if params.get(key):
+            parts.append(f"{label}{params[key]}")
+    if params.get("seed") is not None:
+        parts.append(f"seed {params['seed']}")
+    if params.get("off_peak"):
+        parts.append("off-peak")
+    if params.get("bgm"):
+        parts.append("music")
+    if params.get("subjects"):
+        parts.append(f"{len(params['subjects'])} subject(s)")
+    if params.get("audio") and isinstance(params["audio"], str):
+        parts.append("custom music")
+    return " · ".join(parts)
+
+
+def job_card(job: Job) -> discord.Embed:
+    """The public card of a job: who asked, what, for how much, and how far along it is."""
+    title, colour = STATE_LOOK.get(job.state, (job.state.value.title(), discord.Colour.default()))
+    prompt = str(job.params.get("prompt") or "").strip() or "*(no prompt)*"
+    if len(prompt) > 1000:
+        prompt = prompt[:999] + "…"
+    embed = discord.Embed(
+        title=f"Video job #{job.id} · {title}", description=prompt, colour=colour
+    )
+    spec = CATALOG.get(job.model)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Model", value=spec.label if spec else job.model, inline=True)
+    price_note = (
+        "returned"
+        if job.state in RELEASED_STATES
+        else "charged"
+        if job.state in {JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE}
+        else "held"
+    )
+    embed.add_field(name="Price", value=f"{job.price} credits ({price_note})", inline=True)
+    embed.add_field(name="Parameters", value=describe_parameters(job), inline=False)
+    if job.state in {JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING}:
+        line = f"{progress_bar(job.progress)} {job.progress}%"
+        if job.eta:
+            finish = discord.utils.utcnow() + dt.timedelta(seconds=job.eta)
+            line += f" · ready {discord.utils.format_dt(finish, 'R')}"
+        elif job.off_peak:
+            line += " · off-peak: may take hours"
+        embed.add_field(name="Progress", value=line, inline=False)
+    if job.failure_reason and job.state is not JobState.DELIVERED:
+        reason = job.failure_reason
+        if job.state in RELEASED_STATES:
+            reason += f"\nThe {job.price} credits were returned to you."
+        embed.add_field(name="What happened", value=reason[:1024], inline=False)
+    if job.reroll_of:
+        embed.set_footer(text=f"Re-roll of job #{job.reroll_of}")
+    embed.timestamp = job.created_at
+    return embed
+
+
+def result_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Re-roll", emoji="🎲", style=discord.ButtonStyle.secondary,
+            custom_id=reroll_custom_id(job_id),
+        )
+    )
+    return view
+
+
+def expiry_text(job: Job) -> str:
+    if job.result_expires_at is None:
+        return "The link may expire soon."
+    return f"The link expires {discord.utils.format_dt(job.result_expires_at, 'R')}."
+
+
+class DiscordDelivery:
+    """`bot.delivery.Delivery` for Discord."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self._last_edit: dict[int, tuple[float, JobState]] = {}
+
+    # --- job cards ------------------------------------------------------------------------
+
+    async def job_changed(self, job: Job) -> None:
+        if job.card_message_id is None:
+            return
+        now = time.monotonic()
+        last = self._last_edit.get(job.id)
+        # Progress edits are throttled per card; a change of state always goes through.
+        if (
+            last is not None
+            and last[1] is job.state
+            and now - last[0] < self.bot.settings.card_edit_interval_seconds
+        ):
+            return
+        self._last_edit[job.id] = (now, job.state)
+        if job.state.is_terminal:
+            self._last_edit.pop(job.id, None)
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            await channel.get_partial_message(job.card_message_id).edit(embed=job_card(job))
+        except discord.HTTPException as error:
+            log.info("job %s: card not updated (%s %s)", job.id, error.status, error.code)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    async def deliver(self, job: Job) -> DeliveryOutcome:
+        if job.attempts >= MAX_DELIVERY_ATTEMPTS:
+            return DeliveryOutcome.undeliverable("Posting kept failing; the video is in /video history.")
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            earlier = await self._find_earlier_post(channel, job)
+        except discord.NotFound:
+            return await self._deliver_by_dm(job, "The channel you used is gone.")
+        except discord.Forbidden:
+            earlier = None  # no Read Message History here: the message nonce still guards
+        except discord.HTTPException as error:
+            return DeliveryOutcome.retry(f"Discord {error.status} while checking history")
+        if earlier is not None:
+            log.info("job %s: already posted as message %s", job.id, earlier)
+            return DeliveryOutcome.delivered(earlier)
+
+        guild = self.bot.get_guild(job.guild_id)
+        limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        try:
+            return await self._post_in_channel(channel, job, limit)
+        except discord.NotFound | discord.Forbidden:
+            return await self._deliver_by_dm(job, "I could not post in the channel you used.")
+        except discord.HTTPException as error:
+            return DeliveryOutcome.retry(f"Discord {error.status}/{error.code}")
+
+    async def _post_in_channel(
+        self, channel: discord.PartialMessageable, job: Job, limit: int
+    ) -> DeliveryOutcome:
+        reference = (
+            discord.MessageReference(
+                message_id=job.card_message_id, channel_id=job.channel_id,
+                fail_if_not_exists=False,
+            )
+            if job.card_message_id
+            else None
+        )
+        headline = f"<@{job.user_id}> your video is ready · job #{job.id}"
+        common = {
+            "allowed_mentions": requester_only(job.user_id),
+            "nonce": f"vidu-job-{job.id}",
+            "view": result_view(job.id),
+        }
+        if reference is not None:
+            common["reference"] = reference
+        try:
+            download = await self.bot.api.download(job.result_url or "", max_bytes=limit)
+        except DownloadTooLargeError:
+            message = await channel.send(
+                f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
+                f"{expiry_text(job)}",
+                **common,
+            )
+            return DeliveryOutcome.delivered(message.id)
+        except VideoAPIError as error:
+            return DeliveryOutcome.retry(f"download failed: {error}")
+        try:
+            message = await channel.send(
+                headline,
+                file=discord.File(download.path, filename=f"vidu-job-{job.id}.mp4"),
+                **common,
+            )
+        except discord.HTTPException as error:
+            if error.status == 413 or error.code == 40005:
+                message = await channel.send(
+                    f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
+                    f"{expiry_text(job)}",
+                    **common,
+                )
+            else:
+                raise
+        finally:
+            with contextlib.suppress(OSError):
+                download.path.unlink()
+        return DeliveryOutcome.delivered(message.id)
+
+    async def _find_earlier_post(
+        self, channel: discord.PartialMessageable, job: Job
+    ) -> int | None:
+        """A post of this job's video made before a crash, if there is one.
+
+        The nonce stops a repeat within Discord's few-minute window; this check covers a
+        restart that comes later than that.
+        """
+        me = self.bot.user
+        if me is None:
+            return None
+        after = discord.Object(job.card_message_id) if job.card_message_id else None
+        marker = f"job #{job.id}"
+        async for message in channel.history(limit=HISTORY_SCAN, after=after):
+            if message.author.id == me.id and marker in message.content and (
+                message.attachments or "download it" in message.content
+            ):
+                return message.id
+        return None
+
+    async def _deliver_by_dm(self, job: Job, why: str) -> DeliveryOutcome:
+        try:
+            dm = await self.bot.create_dm(discord.Object(job.user_id))
+            message = await dm.send(
+                f"Your video (job #{job.id}) is ready. {why}\n{job.result_url}\n{expiry_text(job)}"
+            )
+        except discord.HTTPException as error:
+            if error.status >= 500 or error.status == 429:
+                return DeliveryOutcome.retry(f"Discord {error.status} on DM")
+            return DeliveryOutcome.undeliverable(
+                "I could not post in the channel or message you; "
+                "the video is in /video history while its link lives."
+            )
+        return DeliveryOutcome.delivered(message.id)

@@ -1,0 +1,172 @@
+"""The Discord side of the composition root: the bot class and its command tree.
+
+`VideoBot` is handed everything it needs (settings, database, job service, API client) by
+`bot.runner`; it only wires them to Discord: loads the cogs, resumes jobs, starts the poller
+and keeps the command tree in sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from bot.api import VideoAPI
+    from bot.jobs import JobService
+    from bot.poller import Poller
+    from bot.settings import Settings
+    from storage import Database
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.server_settings")
+COMMAND_HASH_KEY = "command_tree_hash"
+
+
+class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
+    """One place that turns every error of every command into words for the member."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
+    ) -> None:
+        await self.report(interaction, error)
+
+    async def report(self, interaction: discord.Interaction[VideoBot], error: Exception) -> None:
+        """Tell the member what went wrong; used by commands and buttons alike."""
+        await send_ephemeral(interaction, self.describe(interaction, error))
+
+    def describe(self, interaction: discord.Interaction[VideoBot], error: Exception) -> str:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserFacingError):
+            return original.message
+        if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+            return "Only moderators (Manage Server) can use this command."
+        if isinstance(error, app_commands.NoPrivateMessage):
+            return "This command works only in a server."
+        if isinstance(error, app_commands.CommandOnCooldown):
+            return f"Slow down: try again in {error.retry_after:.0f} s."
+        if isinstance(error, app_commands.TransformerError):
+            return f"`{error.value}` is not a valid value here."
+        if isinstance(original, discord.Forbidden):
+            return "I am missing a permission in this channel (Send Messages, Embed Links, Attach Files)."
+        incident = secrets.token_hex(4)
+        command = (
+            f"/{interaction.command.qualified_name}"
+            if interaction.command
+            else f"component {(interaction.data or {}).get('custom_id', '?')}"
+        )
+        log.error(
+            "incident %s in %s (guild %s, user %s)",
+            incident,
+            command,
+            interaction.guild_id,
+            interaction.user.id,
+            exc_info=original,
+        )
+        return f"Something went wrong on my side (incident `{incident}`). Please try again later."
+
+
+async def send_ephemeral(interaction: discord.Interaction[Any], message: str, **kwargs: Any) -> None:
+    """Answer an interaction privately, whether or not it was already deferred or answered."""
+    kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True, **kwargs)
+        else:
+            await interaction.response.send_message(message, ephemeral=True, **kwargs)
+    except discord.HTTPException:
+        log.warning("could not answer interaction %s", interaction.id, exc_info=True)
+
+
+class VideoBot(commands.Bot):
+    """The bot: Discord wiring around the platform-neutral job service."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        api: VideoAPI,
+        service: JobService,
+        force_sync: bool = False,
+        sync_only: bool = False,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, permissions and upload limits of the guilds we serve
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=VideoCommandTree,
+            help_command=None,
+            # Nothing the bot posts pings anyone unless a send names the requester explicitly.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.db = db
+        self.api = api
+        self.service = service
+        self.force_sync = force_sync
+        self.sync_only = sync_only
+        self.poller: Poller | None = None
+        self._poller_task: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        from bot.delivery_discord import DiscordDelivery
+        from bot.poller import Poller
+
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.sync_only:
+            await self.sync_commands(force=True)
+            return
+
+        resumed = await self.service.recover()
+        log.info("recovery: %d job(s) to resume", len(resumed))
+
+        delivery = DiscordDelivery(self)
+        self.poller = Poller(self.service, self.api, delivery, self.settings)
+        self._poller_task = asyncio.create_task(self.poller.run_forever(), name="job-poller")
+        await self.sync_commands(force=self.force_sync)
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the command tree when its payload changed since the last sync (or when forced).
+
+        Discord rate-limits syncs hard, so a start with unchanged commands must not sync.
+        """
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(
+            json.dumps([guild.id if guild else None, payload], sort_keys=True).encode()
+        ).hexdigest()
+        if not force and await self.db.get_meta(COMMAND_HASH_KEY) == digest:
+            log.info("command tree unchanged; not syncing")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        await self.db.set_meta(COMMAND_HASH_KEY, digest)
+        log.info("synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+        return True
+
+    async def close(self) -> None:
+        # Stop the poller first: it finishes the database write it is in, never half of one.
+        if self.poller is not None:
+            self.poller.stop()
+        if self._poller_task is not None:
+            try:
+                await asyncio.wait_for(self._poller_task, timeout=15)
+            except (TimeoutError, asyncio.CancelledError):
+                self._poller_task.cancel()
+            except Exception:
+                log.exception("the poller ended with an error")
+        await super().close()

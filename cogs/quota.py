@@ -1,0 +1,464 @@
+"""Credits: `/quota` for members and the `/quota-admin` group for moderators.
+
+Every answer is ephemeral and pings nobody. Moderator commands are hidden with
+`default_member_permissions` (Manage Server) *and* checked again here, because a server can
+hand a hidden command to anyone through its integration settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_app import send_ephemeral
+from bot.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from bot.discord_app import VideoBot
+    from storage.models import Balance, LedgerEntry
+
+log = logging.getLogger(__name__)
+
+MAX_CREDITS = 1_000_000_000  # far above any real allowance; keeps SQLite integers sane
+LOG_PER_PAGE = 10
+SHOW_RECENT = 5
+REASON_WIDTH = 60  # ledger reasons are cut so a page stays well under Discord's 2000 characters
+TYPICAL_VIDEO = "Vidu Q3 Pro, 5 s, 720p"
+PERIOD_WORDS = {"day": "per day", "week": "per week", "month": "per month", "none": "one-time"}
+PERIOD_CHOICES = [
+    app_commands.Choice(name="day", value="day"),
+    app_commands.Choice(name="week", value="week"),
+    app_commands.Choice(name="month", value="month"),
+    app_commands.Choice(name="none (never resets)", value="none"),
+]
+NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
+
+
+# --- moderator check (shared with cogs.server_settings) -----------------------------------------
+
+
+def is_moderator(interaction: discord.Interaction[Any]) -> bool:
+    """Manage Server (or Administrator) in the channel where the interaction happened.
+
+    `interaction.permissions` is what Discord computed for this member in this channel,
+    overwrites included, so it holds even without the members intent.
+    """
+    if interaction.guild_id is None:
+        return False
+    permissions = interaction.permissions
+    return permissions.manage_guild or permissions.administrator
+
+
+def ensure_moderator(interaction: discord.Interaction[Any]) -> Literal[True]:
+    """Raise the check failure the command tree turns into "only moderators"."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    if not is_moderator(interaction):
+        log.info(
+            "refused moderator command to user %s in guild %s",
+            interaction.user.id,
+            interaction.guild_id,
+        )
+        raise app_commands.MissingPermissions(["manage_guild"])
+    return True
+
+
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+async def defer_private(interaction: discord.Interaction[Any]) -> None:
+    # SQLite under load can take longer than Discord's 3 s; a deferred answer never times out.
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _credits(amount: int | None) -> str:
+    return "unlimited" if amount is None else f"{amount:,}"
+
+
+def allowance_left(balance: Balance) -> int | None:
+    """Credits of the period allowance still free (None = unlimited)."""
+    if balance.allowance is None:
+        return None
+    return max(balance.allowance - balance.used, 0)
+
+
+def balance_lines(balance: Balance) -> list[str]:
+    """The numbers of one balance, the same for a member and for a moderator."""
+    left = allowance_left(balance)
+    period = PERIOD_WORDS.get(str(balance.period), str(balance.period))
+    lines: list[str] = []
+    if balance.blocked:
+        lines.append("**Blocked**: no new videos on this server.")
+    if left is None:
+        lines.append("Left this period: **unlimited**")
+    else:
+        lines.append(
+            f"Left this period: **{_credits(left)}** of {_credits(balance.allowance)} ({period})"
+        )
+    lines.append(f"Held by running jobs: {_credits(balance.held)}")
+    lines.append(f"Bonus: {_credits(balance.bonus)}")
+    if balance.available is not None:
+        lines.append(f"Available now: **{_credits(balance.available)}**")
+    if balance.resets_at is not None:
+        lines.append(
+            "Period resets "
+            f"{discord.utils.format_dt(balance.resets_at, 'R')} "
+            f"({discord.utils.format_dt(balance.resets_at, 'f')})"
+        )
+    elif balance.allowance is not None:
+        lines.append("The allowance does not reset.")
+    return lines
+
+
+def _signed(amount: int) -> str:
+    return f"{amount:+,}"
+
+
+def ledger_line(entry: LedgerEntry) -> str:
+    when = discord.utils.format_dt(entry.created_at, "d")
+    time_of_day = discord.utils.format_dt(entry.created_at, "t")
+    actor = "system" if entry.actor == "system" else f"<@{entry.actor}>"
+    parts = [f"`#{entry.id}` {when} {time_of_day}", f"<@{entry.user_id}>", f"**{entry.kind}**"]
+    kind = str(entry.kind)
+    if kind in {"set", "default"}:
+        parts.append("unlimited" if entry.amount is None else f"{entry.amount:,}")
+    elif entry.amount:
+        parts.append(_signed(entry.amount))
+    if entry.pool:
+        parts.append(f"({entry.pool})")
+    if entry.job_id is not None:
+        parts.append(f"job {entry.job_id}")
+    parts.append(f"by {actor}")
+    if entry.reason:
+        reason = entry.reason.replace("\n", " ").replace("`", "'")
+        if len(reason) > REASON_WIDTH:
+            reason = reason[: REASON_WIDTH - 1] + "…"
+        parts.append(f"— {reason}")
+    return " ".join(parts)
+
+
+def ledger_text(title: str, entries: list[LedgerEntry], page: int, pages: int) -> str:
+    pages = max(pages, 1)
+    header = f"**{title}** — page {page + 1} of {pages}"
+    if not entries:
+        return f"{header}\nNo ledger rows yet."
+    return "\n".join([header, *(ledger_line(entry) for entry in entries)])
+
+
+# --- ledger paging buttons -----------------------------------------------------------------------
+
+
+class LedgerPageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"qlog:(?P<dir>[pn]):(?P<moderator>[0-9]+):(?P<member>[0-9]+):(?P<page>[0-9]+)",
+):
+    """Previous/Next under a `/quota-admin log` page.
+
+    Everything needed to draw the target page sits in the custom id, so the buttons need no
+    in-memory view and keep working after a restart. Only the moderator who asked may use
+    them, and they must still be a moderator.
+    """
+
+    def __init__(
+        self,
+        direction: str,
+        moderator_id: int,
+        member_id: int,
+        page: int,
+        *,
+        disabled: bool = False,
+    ) -> None:
+        self.direction = direction
+        self.moderator_id = moderator_id
+        self.member_id = member_id  # 0 = the whole server
+        self.page = page
+        super().__init__(
+            discord.ui.Button(
+                label="Previous" if direction == "p" else "Next",
+                emoji="◀️" if direction == "p" else "▶️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"qlog:{direction}:{moderator_id}:{member_id}:{page}",
+                disabled=disabled,
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Button[Any],
+        match: re.Match[str],
+        /,
+    ) -> LedgerPageButton:
+        return cls(match["dir"], int(match["moderator"]), int(match["member"]), int(match["page"]))
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.user.id != self.moderator_id:
+            await send_ephemeral(
+                interaction, "Only the moderator who asked for this log can page it."
+            )
+            return False
+        if not is_moderator(interaction):
+            await send_ephemeral(interaction, NOT_A_MODERATOR)
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot: VideoBot = interaction.client
+        try:
+            content, view = await render_log_page(
+                bot,
+                guild_id_of(interaction),
+                self.member_id or None,
+                self.moderator_id,
+                self.page,
+            )
+        except UserFacingError as error:
+            await send_ephemeral(interaction, error.message)
+            return
+        await interaction.response.edit_message(
+            content=content, view=view, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+
+async def render_log_page(
+    bot: VideoBot, guild_id: int, member_id: int | None, moderator_id: int, page: int
+) -> tuple[str, discord.ui.View]:
+    result = await bot.service.ledger(guild_id, member_id, page=page, per_page=LOG_PER_PAGE)
+    pages = max(result.pages, 1)
+    current = min(max(result.page, 0), pages - 1)
+    title = f"Credit ledger of <@{member_id}>" if member_id else "Credit ledger of this server"
+    content = ledger_text(title, list(result.entries), current, pages)
+    view = discord.ui.View(timeout=None)
+    target_member = member_id or 0
+    view.add_item(
+        LedgerPageButton(
+            "p", moderator_id, target_member, max(current - 1, 0), disabled=current <= 0
+        )
+    )
+    view.add_item(
+        LedgerPageButton(
+            "n",
+            moderator_id,
+            target_member,
+            min(current + 1, pages - 1),
+            disabled=current >= pages - 1,
+        )
+    )
+    return content, view
+
+
+# --- /quota -------------------------------------------------------------------------------------
+
+
+class Quota(commands.Cog):
+    """A member's own credits."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="quota", description="Your video credits on this server")
+    @app_commands.guild_only()
+    async def quota(self, interaction: discord.Interaction[VideoBot]) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        service = self.bot.service
+        balance = await service.balance(guild_id, interaction.user.id)
+        typical = await service.typical_price(guild_id)
+        lines = ["**Your video credits on this server**", *balance_lines(balance)]
+        lines.append(f"A typical video ({TYPICAL_VIDEO}) costs {_credits(typical)} credits.")
+        if balance.blocked:
+            lines.append("Ask a moderator if you think this is a mistake.")
+        await send_ephemeral(interaction, "\n".join(lines))
+
+
+# --- /quota-admin -------------------------------------------------------------------------------
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class QuotaAdmin(
+    commands.GroupCog,
+    group_name="quota-admin",
+    group_description="Moderators: members' video credits",
+):
+    """Moderators give, take and inspect credits; every change is a ledger row naming them."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(LedgerPageButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(LedgerPageButton)
+
+    async def interaction_check(self, interaction: discord.Interaction[VideoBot], /) -> bool:
+        return ensure_moderator(interaction)
+
+    @app_commands.command(name="set", description="Set a member's credits per period")
+    @app_commands.describe(
+        member="the member",
+        credits="credits per period (0 or more); leave empty when unlimited is true",
+        unlimited="true: no limit for this member (credits must then be left empty)",
+    )
+    async def set_(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.Member,
+        credits: app_commands.Range[int, 0, MAX_CREDITS] | None = None,
+        unlimited: bool = False,
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        if unlimited and credits is not None:
+            raise UserFacingError("Give either `credits` or `unlimited: True`, not both.")
+        if not unlimited and credits is None:
+            raise UserFacingError("Give `credits` (0 or more), or `unlimited: True` for no limit.")
+        await defer_private(interaction)
+        await self.bot.service.set_allowance(
+            guild_id, member.id, None if unlimited else credits, interaction.user.id
+        )
+        what = "unlimited credits" if unlimited else f"{_credits(credits)} credits per period"
+        await send_ephemeral(interaction, f"{member.mention} now has {what}.")
+
+    @app_commands.command(name="grant", description="Give a member one-time bonus credits")
+    @app_commands.describe(
+        member="the member",
+        credits="bonus credits to add (1 or more); they do not expire with the period",
+        reason="why (kept in the ledger)",
+    )
+    async def grant(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.Member,
+        credits: app_commands.Range[int, 1, MAX_CREDITS],
+        reason: app_commands.Range[str, 1, 200],
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.service.grant_bonus(
+            guild_id, member.id, credits, reason, interaction.user.id
+        )
+        await send_ephemeral(
+            interaction, f"Granted {_credits(credits)} bonus credits to {member.mention}."
+        )
+
+    @app_commands.command(
+        name="reset", description="Give a member a fresh period (usage back to 0)"
+    )
+    @app_commands.describe(member="the member")
+    async def reset(
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.service.reset_usage(guild_id, member.id, interaction.user.id)
+        await send_ephemeral(interaction, f"Reset this period's usage of {member.mention}.")
+
+    @app_commands.command(name="block", description="Stop a member from making videos")
+    @app_commands.describe(member="the member")
+    async def block(
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.service.block(guild_id, member.id, interaction.user.id)
+        await send_ephemeral(
+            interaction, f"Blocked {member.mention}: no new videos (running jobs finish)."
+        )
+
+    @app_commands.command(name="unblock", description="Let a blocked member make videos again")
+    @app_commands.describe(member="the member")
+    async def unblock(
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.service.unblock(guild_id, member.id, interaction.user.id)
+        await send_ephemeral(interaction, f"Unblocked {member.mention}.")
+
+    @app_commands.command(
+        name="default", description="Set this server's default credits and period"
+    )
+    @app_commands.describe(
+        credits="credits each member gets per period (0 or more)",
+        period="how often the credits renew; none = never (one-time allowance)",
+    )
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def default(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        credits: app_commands.Range[int, 0, MAX_CREDITS],
+        period: app_commands.Choice[str],
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.service.set_guild_default(
+            guild_id, credits, period.value, interaction.user.id
+        )
+        await send_ephemeral(
+            interaction,
+            f"Default allowance: {_credits(credits)} credits {PERIOD_WORDS[period.value]}. "
+            "Members with their own setting keep it.",
+        )
+
+    @app_commands.command(name="show", description="A member's balance and recent ledger rows")
+    @app_commands.describe(member="the member")
+    async def show(
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        service = self.bot.service
+        balance = await service.balance(guild_id, member.id)
+        recent = await service.ledger(guild_id, member.id, page=0, per_page=SHOW_RECENT)
+        lines = [
+            f"**Credits of {member.mention}**",
+            *balance_lines(balance),
+            "",
+            "**Recent ledger rows**",
+        ]
+        if recent.entries:
+            lines.extend(ledger_line(entry) for entry in recent.entries)
+        else:
+            lines.append("None yet.")
+        await send_ephemeral(interaction, "\n".join(lines))
+
+    @app_commands.command(name="log", description="The credit ledger, newest first, page by page")
+    @app_commands.describe(
+        member="only this member's rows (leave empty for the whole server)",
+        page="page to start at (1 = newest)",
+    )
+    async def log(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.Member | None = None,
+        page: app_commands.Range[int, 1, 100_000] = 1,
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        content, view = await render_log_page(
+            self.bot,
+            guild_id,
+            member.id if member else None,
+            interaction.user.id,
+            page - 1,
+        )
+        await send_ephemeral(interaction, content, view=view)
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(Quota(bot))
+    await bot.add_cog(QuotaAdmin(bot))
