@@ -56,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "health":
         return check_health(args.max_age)
 
+    from bot.settings import load_settings
+
+    settings = load_settings()  # first: a bad setting stops us before anything else loads
+
     from bot.logs import setup_logging
     from bot.runner import run_bot
-    from bot.settings import load_settings
     from storage import StorageError
 
-    settings = load_settings()
     secrets = [settings.discord_token.get_secret_value()]
     if settings.novita_api_key is not None:
         secrets.append(settings.novita_api_key.get_secret_value())
