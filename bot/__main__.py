@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()  # first: a bad setting stops us before anything else loads
 
+    import discord
+
     from bot.logs import setup_logging
     from bot.runner import run_bot
     from storage import StorageError
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_bot(settings, sync_only=args.command == "sync"))
     except StorageError as error:
         print(f"database error: {error}", file=sys.stderr)
+        return 2
+    except discord.LoginFailure:
+        print("configuration error: DISCORD_TOKEN was refused by Discord", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

@@ -39,13 +39,12 @@ class Core:
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Database, video API client (or the simulator behind it) and job service."""
     async with contextlib.AsyncExitStack() as stack:
-        base_url, api_key = str(settings.novita_base_url), settings.novita_api_key
+        base_url: str | None = None
+        api_key: str | None = None
         if settings.novita_simulate:
-            from bot.api.simulator import Simulator, SimulatorConfig
+            from bot.api.simulator import Simulator
 
-            simulator = await stack.enter_async_context(
-                Simulator(SimulatorConfig(processing_seconds=settings.simulate_seconds))
-            )
+            simulator = await stack.enter_async_context(Simulator.from_settings(settings))
             base_url, api_key = simulator.base_url, simulator.api_key
             log.warning(
                 "NOVITA_SIMULATE=1: videos come from the built-in simulator at %s; "
@@ -55,34 +54,32 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         db = await Database.open(settings.database_path)
         stack.push_async_callback(db.close)
         api = await stack.enter_async_context(
-            VideoAPI(
-                base_url,
-                api_key,
-                requests_per_minute=settings.api_requests_per_minute,
-                submit_timeout=settings.submit_timeout_seconds,
-                request_timeout=settings.request_timeout_seconds,
-            )
+            VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
         )
         yield Core(settings, db, api, JobService(db, api, settings))
 
 
 def point_discord_at(settings: Settings) -> None:
     """Use another REST base for Discord (a test double or a proxy), when configured."""
-    if settings.discord_api_base_url is not None:
-        discord.http.Route.BASE = str(settings.discord_api_base_url).rstrip("/")
+    if settings.discord_rest_base is not None:
+        discord.http.Route.BASE = settings.discord_rest_base
+
+
+def build_bot(core: Core, *, force_sync: bool = False, sync_only: bool = False) -> VideoBot:
+    return VideoBot(
+        settings=core.settings,
+        db=core.db,
+        api=core.api,
+        service=core.service,
+        force_sync=force_sync or sync_only,
+        sync_only=sync_only,
+    )
 
 
 async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bool = False) -> None:
     point_discord_at(settings)
     async with open_core(settings) as core:
-        bot = VideoBot(
-            settings=settings,
-            db=core.db,
-            api=core.api,
-            service=core.service,
-            force_sync=force_sync or sync_only,
-            sync_only=sync_only,
-        )
+        bot = build_bot(core, force_sync=force_sync, sync_only=sync_only)
         async with bot:
             stop_on_signals(bot)
             token = settings.discord_token.get_secret_value()

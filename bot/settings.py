@@ -7,11 +7,13 @@ repr, a log line or a validation message.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     Field,
     SecretStr,
@@ -41,6 +43,9 @@ class Settings(BaseSettings):
     )
     discord_api_base_url: AnyHttpUrl | None = Field(
         default=None,
+        validation_alias=AliasChoices(
+            "discord_api_base_url", "discord_api_base", "discord_base_url"
+        ),
         description="override of Discord's REST base URL (tests and self-hosted proxies only)",
     )
 
@@ -119,6 +124,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @property
+    def discord_rest_base(self) -> str | None:
+        """The REST base with its `/api/vN` part, whether or not the setting included it."""
+        if self.discord_api_base_url is None:
+            return None
+        base = str(self.discord_api_base_url).rstrip("/")
+        return base if re.search(r"/api/v\d+$", base) else f"{base}/api/v10"
 
     @model_validator(mode="after")
     def _key_unless_simulated(self) -> Settings:
