@@ -195,7 +195,7 @@ class DiscordDelivery:
         limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
         try:
             return await self._post_in_channel(channel, job, limit)
-        except discord.NotFound | discord.Forbidden:
+        except (discord.NotFound, discord.Forbidden):
             return await self._deliver_by_dm(job, "I could not post in the channel you used.")
         except discord.HTTPException as error:
             return DeliveryOutcome.retry(f"Discord {error.status}/{error.code}")

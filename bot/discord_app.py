@@ -15,8 +15,10 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
+from discord.gateway import DiscordWebSocket
 
 from bot.errors import UserFacingError
 
@@ -124,6 +126,8 @@ class VideoBot(commands.Bot):
         from bot.delivery_discord import DiscordDelivery
         from bot.poller import Poller
 
+        if self.settings.discord_rest_base is not None:
+            await self._use_gateway_of(self.settings.discord_rest_base)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_only:
@@ -137,6 +141,16 @@ class VideoBot(commands.Bot):
         self.poller = Poller(self.service, self.api, delivery, self.settings)
         self._poller_task = asyncio.create_task(self.poller.run_forever(), name="job-poller")
         await self.sync_commands(force=self.force_sync)
+
+    async def _use_gateway_of(self, rest_base: str) -> None:
+        """With a non-default REST base, connect to the gateway that base names.
+
+        discord.py asks `GET /gateway/bot` only when sharding; otherwise it goes to Discord's
+        public gateway, which would split a proxied or test bot across two Discords.
+        """
+        _shards, url, _limits = await self.http.get_bot_gateway()
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url.rstrip("/") + "/")
+        log.info("REST base %s: using gateway %s", rest_base, url)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree when its payload changed since the last sync (or when forced).

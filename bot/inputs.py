@@ -10,27 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.api.models import (
+    AUDIO_CONTENT_TYPES,
+    AUDIO_MAX_BYTES,
+    IMAGE_CONTENT_TYPES,
+    IMAGE_MAX_ASPECT,
+    IMAGE_MAX_BYTES,
+    IMAGE_MIN_SIDE,
+)
 from bot.errors import UserFacingError
 
 MB = 1024 * 1024
-IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP"}
-MAX_IMAGE_BYTES = 50 * MB
-MIN_IMAGE_SIDE = 128
-MAX_ASPECT = 4.0  # 1:4 to 4:1
-AUDIO_TYPES = {
-    "audio/mpeg": "MP3",
-    "audio/mp3": "MP3",
-    "audio/wav": "WAV",
-    "audio/x-wav": "WAV",
-    "audio/wave": "WAV",
-    "audio/vnd.wave": "WAV",
-    "audio/mp4": "M4A",
-    "audio/x-m4a": "M4A",
-    "audio/m4a": "M4A",
-    "audio/flac": "FLAC",
-    "audio/x-flac": "FLAC",
-}
-MAX_AUDIO_BYTES = 20 * MB
 SUBJECT_REFERENCE = re.compile(r"@(\d+)")
 VOICE_PAIR = re.compile(r"^(\d+)\s*[=:]\s*([A-Za-z0-9_.\-]{1,64})$")
 
@@ -56,14 +46,14 @@ def _base_type(content_type: str | None) -> str:
 def check_image(file: AttachedFile) -> None:
     """Refuse anything the video service would refuse, judged by content type, not by name."""
     kind = _base_type(file.content_type)
-    if kind not in IMAGE_TYPES:
+    if kind not in IMAGE_CONTENT_TYPES:
         shown = kind or "an unknown type"
         raise UserFacingError(
             f"`{file.option}` must be a JPEG, PNG or WebP image; "
             f"`{file.filename}` is {shown}.",
             code="bad_image",
         )
-    if file.size > MAX_IMAGE_BYTES:
+    if file.size > IMAGE_MAX_BYTES:
         raise UserFacingError(
             f"`{file.option}` is {file.size / MB:.1f} MB; images can be at most 50 MB.",
             code="bad_image",
@@ -74,14 +64,14 @@ def check_image(file: AttachedFile) -> None:
             "JPEG, PNG or WebP image.",
             code="bad_image",
         )
-    if min(file.width, file.height) < MIN_IMAGE_SIDE:
+    if min(file.width, file.height) < IMAGE_MIN_SIDE:
         raise UserFacingError(
             f"`{file.option}` is {file.width}×{file.height} px; images must be at least "
-            f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} px.",
+            f"{IMAGE_MIN_SIDE}×{IMAGE_MIN_SIDE} px.",
             code="bad_image",
         )
     ratio = max(file.width, file.height) / min(file.width, file.height)
-    if ratio > MAX_ASPECT:
+    if ratio > IMAGE_MAX_ASPECT:
         raise UserFacingError(
             f"`{file.option}` is {file.width}×{file.height} px, too long and thin; the sides "
             "may differ by at most 4 times (between 1:4 and 4:1). Crop it and try again.",
@@ -91,14 +81,14 @@ def check_image(file: AttachedFile) -> None:
 
 def check_audio(file: AttachedFile) -> None:
     kind = _base_type(file.content_type)
-    if kind not in AUDIO_TYPES:
+    if kind not in AUDIO_CONTENT_TYPES:
         shown = kind or "an unknown type"
         raise UserFacingError(
             f"`{file.option}` must be an MP3, WAV, M4A or FLAC file; "
             f"`{file.filename}` is {shown}.",
             code="bad_audio",
         )
-    if file.size > MAX_AUDIO_BYTES:
+    if file.size > AUDIO_MAX_BYTES:
         raise UserFacingError(
             f"`{file.option}` is {file.size / MB:.1f} MB; music can be at most 20 MB.",
             code="bad_audio",

@@ -9,6 +9,7 @@ from anything unexpected instead of dying silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -61,18 +62,16 @@ class Poller:
                 log.exception("poller tick failed; carrying on")
             self._touch_health_file()
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=IDLE_SECONDS)
-            except TimeoutError:
-                pass
         await self.drain()
         log.info("poller stopped")
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, grace: float = 10.0) -> None:
         """Let in-flight jobs finish the step they are in (their database writes complete)."""
         tasks = list(self._in_flight.values())
         if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
 
@@ -85,10 +84,10 @@ class Poller:
         for job in await self.service.pending_deliveries():
             self._spawn(job.id, self.deliver_job, job)
 
-    async def run_until_idle(self, timeout: float = 30.0) -> None:
-        """Tick and wait for the work it started (used by tests and `python -m bot` tools)."""
+    async def run_once(self) -> None:
+        """One tick, waiting for all the work it started (tests drive the poller with it)."""
         await self.tick()
-        await asyncio.wait_for(self.drain(timeout), timeout=timeout + 1)
+        await self.drain(grace=60.0)
 
     def _spawn(self, job_id: int, step: Callable[[Job], Awaitable[None]], job: Job) -> None:
         if self._stopping or job_id in self._in_flight:

@@ -92,10 +92,13 @@ async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bo
 def stop_on_signals(bot: VideoBot) -> None:
     """SIGTERM/SIGINT close the bot cleanly: no new commands, writes finish, sessions close."""
     loop = asyncio.get_running_loop()
+    closing: set[asyncio.Task[None]] = set()
 
     def request_stop(name: str) -> None:
         log.info("%s received: shutting down", name)
-        loop.create_task(bot.close())
+        task = loop.create_task(bot.close())
+        closing.add(task)  # keep a reference until it is done
+        task.add_done_callback(closing.discard)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -46,8 +46,6 @@ from bot.api.models import (
     TaskStatus,
     VideoOutput,
     VideoRequest,
-    check_audio,
-    check_image,
     describe_validation_error,
 )
 from bot.api.ratelimit import RateLimiter
@@ -89,8 +87,6 @@ __all__ = [
     "VideoAPIError",
     "VideoOutput",
     "VideoRequest",
-    "check_audio",
-    "check_image",
     "describe_validation_error",
     "error_from_response",
 ]

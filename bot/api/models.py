@@ -344,35 +344,6 @@ def describe_validation_error(error: ValidationError | RequestValidationError) -
 # --- Checks of attachments before their URLs are sent --------------------------------------
 
 
-def check_image(
-    *, content_type: str | None, size: int, width: int | None, height: int | None
-) -> None:
-    """Raise `RequestValidationError` if an image breaks the documented limits."""
-    kind = (content_type or "").split(";")[0].strip().lower()
-    if kind not in IMAGE_CONTENT_TYPES:
-        raise RequestValidationError("images", "the image must be a JPG, PNG or WebP file")
-    if size > IMAGE_MAX_BYTES:
-        raise RequestValidationError("images", "the image must be at most 50 MB")
-    if width is not None and height is not None:
-        if min(width, height) < IMAGE_MIN_SIDE:
-            raise RequestValidationError(
-                "images", f"the image must be at least {IMAGE_MIN_SIDE}×{IMAGE_MIN_SIDE} pixels"
-            )
-        if max(width / height, height / width) > IMAGE_MAX_ASPECT:
-            raise RequestValidationError(
-                "images", "the image must be at most four times as wide as tall, or as tall as wide"
-            )
-
-
-def check_audio(*, content_type: str | None, size: int) -> None:
-    """Raise `RequestValidationError` if an audio file breaks the documented limits."""
-    kind = (content_type or "").split(";")[0].strip().lower()
-    if kind not in AUDIO_CONTENT_TYPES:
-        raise RequestValidationError("audio", "the audio must be an MP3, WAV, M4A or FLAC file")
-    if size > AUDIO_MAX_BYTES:
-        raise RequestValidationError("audio", "the audio must be at most 20 MB")
-
-
 # --- Responses -----------------------------------------------------------------------------
 
 

@@ -16,8 +16,6 @@ from bot.api import (
     TaskResult,
     TaskStatus,
     VideoRequest,
-    check_audio,
-    check_image,
     describe_validation_error,
 )
 
@@ -223,36 +221,6 @@ def test_every_request_model_is_registered_for_messages() -> None:
         "Q3TurboImageToVideoRequest",
         "Q2ReferenceToVideoRequest",
     } <= set(VideoRequest._registry)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "problem"),
-    [
-        (
-            {"content_type": "image/gif", "size": 10, "width": 512, "height": 512},
-            "JPG, PNG or WebP",
-        ),
-        (
-            {"content_type": "image/png", "size": 51 * 1024 * 1024, "width": 512, "height": 512},
-            "50 MB",
-        ),
-        ({"content_type": "image/png", "size": 10, "width": 100, "height": 512}, "128×128"),
-        ({"content_type": "image/jpeg", "size": 10, "width": 2100, "height": 500}, "four times"),
-    ],
-)
-def test_check_image(kwargs: dict[str, Any], problem: str) -> None:
-    with pytest.raises(RequestValidationError, match=problem):
-        check_image(**kwargs)
-
-
-def test_check_image_and_audio_accept_good_files() -> None:
-    check_image(content_type="image/webp; charset=x", size=1000, width=2000, height=500)
-    check_image(content_type="image/png", size=1000, width=None, height=None)
-    check_audio(content_type="audio/mpeg", size=1000)
-    with pytest.raises(RequestValidationError, match="MP3, WAV"):
-        check_audio(content_type="audio/ogg", size=1000)
-    with pytest.raises(RequestValidationError, match="20 MB"):
-        check_audio(content_type="audio/wav", size=21 * 1024 * 1024)
 
 
 # --- responses ---------------------------------------------------------------------------
