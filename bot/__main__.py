@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="connect to Discord and serve commands (the default)")
     commands.add_parser(
-        "sync", help="push the slash commands to Discord now, even if they look unchanged, then exit"
+        "sync",
+        help="push the slash commands to Discord now, even if they look unchanged, then exit",
     )
     health = commands.add_parser(
         "health", help="exit 0 if the running bot's poller was alive recently (for HEALTHCHECK)"

@@ -92,9 +92,7 @@ def job_card(job: Job) -> discord.Embed:
     prompt = str(job.params.get("prompt") or "").strip() or "*(no prompt)*"
     if len(prompt) > 1000:
         prompt = prompt[:999] + "…"
-    embed = discord.Embed(
-        title=f"Video job #{job.id} · {title}", description=prompt, colour=colour
-    )
+    embed = discord.Embed(title=f"Video job #{job.id} · {title}", description=prompt, colour=colour)
     spec = CATALOG.get(job.model)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Model", value=spec.label if spec else job.model, inline=True)
@@ -130,7 +128,9 @@ def result_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(
         discord.ui.Button(
-            label="Re-roll", emoji="🎲", style=discord.ButtonStyle.secondary,
+            label="Re-roll",
+            emoji="🎲",
+            style=discord.ButtonStyle.secondary,
             custom_id=reroll_custom_id(job_id),
         )
     )
@@ -177,7 +177,9 @@ class DiscordDelivery:
 
     async def deliver(self, job: Job) -> DeliveryOutcome:
         if job.attempts >= MAX_DELIVERY_ATTEMPTS:
-            return DeliveryOutcome.undeliverable("Posting kept failing; the video is in /video history.")
+            return DeliveryOutcome.undeliverable(
+                "Posting kept failing; the video is in /video history."
+            )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
             earlier = await self._find_earlier_post(channel, job)
@@ -205,7 +207,8 @@ class DiscordDelivery:
     ) -> DeliveryOutcome:
         reference = (
             discord.MessageReference(
-                message_id=job.card_message_id, channel_id=job.channel_id,
+                message_id=job.card_message_id,
+                channel_id=job.channel_id,
                 fail_if_not_exists=False,
             )
             if job.card_message_id
@@ -250,9 +253,7 @@ class DiscordDelivery:
                 download.path.unlink()
         return DeliveryOutcome.delivered(message.id)
 
-    async def _find_earlier_post(
-        self, channel: discord.PartialMessageable, job: Job
-    ) -> int | None:
+    async def _find_earlier_post(self, channel: discord.PartialMessageable, job: Job) -> int | None:
         """A post of this job's video made before a crash, if there is one.
 
         The nonce stops a repeat within Discord's few-minute window; this check covers a
@@ -264,8 +265,10 @@ class DiscordDelivery:
         after = discord.Object(job.card_message_id) if job.card_message_id else None
         marker = f"job #{job.id}"
         async for message in channel.history(limit=HISTORY_SCAN, after=after):
-            if message.author.id == me.id and marker in message.content and (
-                message.attachments or "download it" in message.content
+            if (
+                message.author.id == me.id
+                and marker in message.content
+                and (message.attachments or "download it" in message.content)
             ):
                 return message.id
         return None

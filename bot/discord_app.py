@@ -78,7 +78,9 @@ class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
         return f"Something went wrong on my side (incident `{incident}`). Please try again later."
 
 
-async def send_ephemeral(interaction: discord.Interaction[Any], message: str, **kwargs: Any) -> None:
+async def send_ephemeral(
+    interaction: discord.Interaction[Any], message: str, **kwargs: Any
+) -> None:
     """Answer an interaction privately, whether or not it was already deferred or answered."""
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
     try:
@@ -169,7 +171,9 @@ class VideoBot(commands.Bot):
             return False
         synced = await self.tree.sync(guild=guild)
         await self.db.set_meta(COMMAND_HASH_KEY, digest)
-        log.info("synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+        log.info(
+            "synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally"
+        )
         return True
 
     async def close(self) -> None:

@@ -49,8 +49,7 @@ def check_image(file: AttachedFile) -> None:
     if kind not in IMAGE_CONTENT_TYPES:
         shown = kind or "an unknown type"
         raise UserFacingError(
-            f"`{file.option}` must be a JPEG, PNG or WebP image; "
-            f"`{file.filename}` is {shown}.",
+            f"`{file.option}` must be a JPEG, PNG or WebP image; `{file.filename}` is {shown}.",
             code="bad_image",
         )
     if file.size > IMAGE_MAX_BYTES:
@@ -84,8 +83,7 @@ def check_audio(file: AttachedFile) -> None:
     if kind not in AUDIO_CONTENT_TYPES:
         shown = kind or "an unknown type"
         raise UserFacingError(
-            f"`{file.option}` must be an MP3, WAV, M4A or FLAC file; "
-            f"`{file.filename}` is {shown}.",
+            f"`{file.option}` must be an MP3, WAV, M4A or FLAC file; `{file.filename}` is {shown}.",
             code="bad_audio",
         )
     if file.size > AUDIO_MAX_BYTES:
@@ -130,8 +128,6 @@ def parse_voices(text: str | None, subjects: set[int]) -> dict[int, str]:
                 code="bad_voices",
             )
         if subject in voices:
-            raise UserFacingError(
-                f"`voices` names subject {subject} twice.", code="bad_voices"
-            )
+            raise UserFacingError(f"`voices` names subject {subject} twice.", code="bad_voices")
         voices[subject] = voice
     return voices

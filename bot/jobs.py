@@ -81,8 +81,18 @@ FAILURE_REASON_MAX_CHARS = 300
 
 # The transitions a job may make; anything else is a bug and is refused loudly.
 _NEXT_STATES: dict[JobState, frozenset[JobState]] = {
+    # SUBMITTING → PROCESSING/SUCCEEDED/FAILED only for a job that somehow has a task id
+    # without having been QUEUED (recovery normally queues those first).
     JobState.SUBMITTING: frozenset(
-        {JobState.QUEUED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
+        {
+            JobState.QUEUED,
+            JobState.PROCESSING,
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.REJECTED,
+            JobState.LOST,
+            JobState.EXPIRED,
+        }
     ),
     JobState.QUEUED: frozenset(
         {JobState.PROCESSING, JobState.SUCCEEDED, JobState.FAILED, JobState.EXPIRED}

@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from bot.catalog import CATALOG, models_of_kind
+from bot.catalog import models_of_kind
 from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card
 from bot.errors import UserFacingError
 from bot.inputs import (
@@ -38,10 +38,10 @@ Q3_ASPECTS = [Choice(name=a, value=a) for a in ("16:9", "9:16", "4:3", "3:4", "1
 Q2_ASPECTS = Q3_ASPECTS
 STYLES = [Choice(name="general (realistic)", value="general"), Choice(name="anime", value="anime")]
 MOVEMENTS = [Choice(name=m, value=m) for m in ("auto", "small", "medium", "high")]
-ANIMATE_MODELS = [Choice(name=spec.label, value=spec.name) for spec in models_of_kind("image-to-video")]
-REFERENCE_MODELS = [
-    spec.name for spec in models_of_kind("reference-to-video")
+ANIMATE_MODELS = [
+    Choice(name=spec.label, value=spec.name) for spec in models_of_kind("image-to-video")
 ]
+REFERENCE_MODELS = [spec.name for spec in models_of_kind("reference-to-video")]
 DEFAULT_ANIMATE_MODEL = "vidu-q3-pro-i2v"
 CDN_EXPIRY = re.compile(r"[?&]ex=([0-9a-fA-F]+)")
 
@@ -256,7 +256,8 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         if job.state is JobState.SUBMITTING and job.failure_reason:
             lines.append(job.failure_reason)
         lines.append(
-            f"Follow it on its card: {card_link}" if card_link
+            f"Follow it on its card: {card_link}"
+            if card_link
             else "I cannot post in this channel, so I will send you the video directly."
         )
         await interaction.followup.send("\n".join(lines), ephemeral=True)

@@ -18,14 +18,21 @@ MB = 1024 * 1024
 
 def image(**changes: object) -> AttachedFile:
     values: dict[str, object] = {
-        "option": "image", "filename": "cat.png", "url": "https://cdn.test/cat.png",
-        "content_type": "image/png", "size": 2 * MB, "width": 1024, "height": 768,
+        "option": "image",
+        "filename": "cat.png",
+        "url": "https://cdn.test/cat.png",
+        "content_type": "image/png",
+        "size": 2 * MB,
+        "width": 1024,
+        "height": 768,
     }
     values.update(changes)
     return AttachedFile(**values)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("content_type", ["image/png", "image/jpeg", "image/webp", "image/png; charset=x"])
+@pytest.mark.parametrize(
+    "content_type", ["image/png", "image/jpeg", "image/webp", "image/png; charset=x"]
+)
 def test_good_images_pass(content_type: str) -> None:
     check_image(image(content_type=content_type))
 

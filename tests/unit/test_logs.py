@@ -7,7 +7,9 @@ import pytest
 from bot.logs import REDACTED, RedactSecrets
 
 
-def test_secrets_are_redacted_from_messages_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_are_redacted_from_messages_and_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     logger = logging.getLogger("test.redact")
     secret = "sk-live-0123456789"
     for handler in (caplog.handler,):

@@ -35,7 +35,11 @@ def run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
         ({"NOVITA_API_KEY": SECRET_KEY}, "DISCORD_TOKEN", "is not set"),
         ({"DISCORD_TOKEN": SECRET_TOKEN}, "NOVITA_API_KEY", "required unless NOVITA_SIMULATE=1"),
         (
-            {"DISCORD_TOKEN": SECRET_TOKEN, "NOVITA_API_KEY": SECRET_KEY, "POLL_CONCURRENCY": "many"},
+            {
+                "DISCORD_TOKEN": SECRET_TOKEN,
+                "NOVITA_API_KEY": SECRET_KEY,
+                "POLL_CONCURRENCY": "many",
+            },
             "POLL_CONCURRENCY",
             "valid integer",
         ),
@@ -45,12 +49,20 @@ def run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
             "'day', 'week', 'month' or 'none'",
         ),
         (
-            {"DISCORD_TOKEN": SECRET_TOKEN, "NOVITA_SIMULATE": "1", "PRICE_TABLE": '{"m": {"4k": 1}}'},
+            {
+                "DISCORD_TOKEN": SECRET_TOKEN,
+                "NOVITA_SIMULATE": "1",
+                "PRICE_TABLE": '{"m": {"4k": 1}}',
+            },
             "PRICE_TABLE",
             "is not one of 540p, 720p, 1080p",
         ),
         (
-            {"DISCORD_TOKEN": SECRET_TOKEN, "NOVITA_API_KEY": SECRET_KEY, "NOVITA_BASE_URL": "nope"},
+            {
+                "DISCORD_TOKEN": SECRET_TOKEN,
+                "NOVITA_API_KEY": SECRET_KEY,
+                "NOVITA_BASE_URL": "nope",
+            },
             "NOVITA_BASE_URL",
             "URL",
         ),
@@ -87,7 +99,9 @@ def test_simulation_needs_no_key() -> None:
 def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DISCORD_TOKEN", "NOVITA_API_KEY", "NOVITA_SIMULATE"):
         monkeypatch.delenv(name, raising=False)
-    (tmp_path / ".env").write_text("DISCORD_TOKEN=from-file\nNOVITA_SIMULATE=1\nDEFAULT_ALLOWANCE=7\n")
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=from-file\nNOVITA_SIMULATE=1\nDEFAULT_ALLOWANCE=7\n"
+    )
     monkeypatch.chdir(tmp_path)
     settings = Settings()  # type: ignore[call-arg]
     assert settings.discord_token.get_secret_value() == "from-file"
