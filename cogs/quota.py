@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
 from discord import app_commands
@@ -17,18 +17,25 @@ from discord.ext import commands
 
 from bot.discord_app import send_ephemeral
 from bot.errors import UserFacingError
+from bot.pricing import price_credits
+from storage.models import SYSTEM_ACTOR
 
 if TYPE_CHECKING:
     from bot.discord_app import VideoBot
-    from storage.models import Balance, LedgerEntry
+    from storage.models import Balance, LedgerEntry, Period
 
 log = logging.getLogger(__name__)
 
 MAX_CREDITS = 1_000_000_000  # far above any real allowance; keeps SQLite integers sane
 LOG_PER_PAGE = 10
 SHOW_RECENT = 5
-REASON_WIDTH = 60  # ledger reasons are cut so a page stays well under Discord's 2000 characters
-TYPICAL_VIDEO = "Vidu Q3 Pro, 5 s, 720p"
+REASON_WIDTH = 80  # ledger reasons are cut so a page of rows stays under the message limit
+MESSAGE_LIMIT = 2000
+# The yardstick quoted next to the guild's typical price, so members can compare.
+REFERENCE_MODEL = "vidu-q3-pro-i2v"
+REFERENCE_RESOLUTION = "720p"
+REFERENCE_SECONDS = 5
+REFERENCE_LABEL = "a 5 s 720p Vidu Q3 Pro video"
 PERIOD_WORDS = {"day": "per day", "week": "per week", "month": "per month", "none": "one-time"}
 PERIOD_CHOICES = [
     app_commands.Choice(name="day", value="day"),
@@ -87,6 +94,12 @@ def _credits(amount: int | None) -> str:
     return "unlimited" if amount is None else f"{amount:,}"
 
 
+def short_balance(balance: Balance) -> str:
+    """The one number a moderator wants after a change: what the member can spend now."""
+    blocked = " (blocked)" if balance.blocked else ""
+    return f"Available now: {_credits(balance.available)}{blocked}."
+
+
 def allowance_left(balance: Balance) -> int | None:
     """Credits of the period allowance still free (None = unlimited)."""
     if balance.allowance is None:
@@ -122,39 +135,47 @@ def balance_lines(balance: Balance) -> list[str]:
     return lines
 
 
-def _signed(amount: int) -> str:
-    return f"{amount:+,}"
+MONEY_KINDS = {"hold", "commit", "release", "grant", "reset"}
 
 
-def ledger_line(entry: LedgerEntry) -> str:
-    when = discord.utils.format_dt(entry.created_at, "d")
-    time_of_day = discord.utils.format_dt(entry.created_at, "t")
-    actor = "system" if entry.actor == "system" else f"<@{entry.actor}>"
-    parts = [f"`#{entry.id}` {when} {time_of_day}", f"<@{entry.user_id}>", f"**{entry.kind}**"]
-    kind = str(entry.kind)
-    if kind in {"set", "default"}:
-        parts.append("unlimited" if entry.amount is None else f"{entry.amount:,}")
-    elif entry.amount:
-        parts.append(_signed(entry.amount))
-    if entry.pool:
-        parts.append(f"({entry.pool})")
+def ledger_line(entry: LedgerEntry, *, with_member: bool = True) -> str:
+    """One ledger row on one line: when, whom, what, how much, who did it and why."""
+    parts = [f"`#{entry.id}`", discord.utils.format_dt(entry.created_at, "f")]
+    if with_member:
+        parts.append("server" if entry.user_id is None else f"<@{entry.user_id}>")
+    parts.append(f"**{entry.kind}**")
+    # Settings rows (set, default, block) carry their meaning in the reason, not the amount.
+    if entry.kind in MONEY_KINDS:
+        parts.append(f"{entry.amount:+,}")
+        if entry.pool:
+            parts.append(f"({entry.pool})")
     if entry.job_id is not None:
         parts.append(f"job {entry.job_id}")
-    parts.append(f"by {actor}")
-    if entry.reason:
-        reason = entry.reason.replace("\n", " ").replace("`", "'")
+    parts.append("by system" if entry.actor == SYSTEM_ACTOR else f"by <@{entry.actor}>")
+    reason = " ".join(entry.reason.split()).replace("`", "'")
+    if reason:
         if len(reason) > REASON_WIDTH:
             reason = reason[: REASON_WIDTH - 1] + "…"
         parts.append(f"— {reason}")
     return " ".join(parts)
 
 
-def ledger_text(title: str, entries: list[LedgerEntry], page: int, pages: int) -> str:
-    pages = max(pages, 1)
-    header = f"**{title}** — page {page + 1} of {pages}"
+def fit(lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Join lines, dropping trailing ones (with a note) rather than exceed Discord's limit."""
+    text = "\n".join(lines)
+    while len(text) > limit and len(lines) > 1:
+        lines = lines[:-1]
+        text = "\n".join([*lines, "…"])
+    return text[:limit]
+
+
+def ledger_text(
+    title: str, entries: list[LedgerEntry], page: int, pages: int, *, with_member: bool = True
+) -> str:
+    header = f"**{title}** — page {page + 1} of {max(pages, 1)}"
     if not entries:
         return f"{header}\nNo ledger rows yet."
-    return "\n".join([header, *(ledger_line(entry) for entry in entries)])
+    return fit([header, *(ledger_line(entry, with_member=with_member) for entry in entries)])
 
 
 # --- ledger paging buttons -----------------------------------------------------------------------
@@ -198,7 +219,7 @@ class LedgerPageButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction[Any],
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> LedgerPageButton:
@@ -240,7 +261,9 @@ async def render_log_page(
     pages = max(result.pages, 1)
     current = min(max(result.page, 0), pages - 1)
     title = f"Credit ledger of <@{member_id}>" if member_id else "Credit ledger of this server"
-    content = ledger_text(title, list(result.entries), current, pages)
+    content = ledger_text(
+        title, list(result.entries), current, pages, with_member=member_id is None
+    )
     view = discord.ui.View(timeout=None)
     target_member = member_id or 0
     view.add_item(
@@ -277,8 +300,14 @@ class Quota(commands.Cog):
         service = self.bot.service
         balance = await service.balance(guild_id, interaction.user.id)
         typical = await service.typical_price(guild_id)
+        reference = price_credits(
+            REFERENCE_MODEL, REFERENCE_RESOLUTION, REFERENCE_SECONDS, False, self.bot.settings
+        )
         lines = ["**Your video credits on this server**", *balance_lines(balance)]
-        lines.append(f"A typical video ({TYPICAL_VIDEO}) costs {_credits(typical)} credits.")
+        lines.append(
+            f"A typical video here costs about **{_credits(typical)}** credits "
+            f"({REFERENCE_LABEL}: {_credits(reference)})."
+        )
         if balance.blocked:
             lines.append("Ask a moderator if you think this is a mistake.")
         await send_ephemeral(interaction, "\n".join(lines))
@@ -305,14 +334,14 @@ class QuotaAdmin(
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(LedgerPageButton)
 
-    async def interaction_check(self, interaction: discord.Interaction[VideoBot], /) -> bool:
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         return ensure_moderator(interaction)
 
     @app_commands.command(name="set", description="Set a member's credits per period")
     @app_commands.describe(
         member="the member",
-        credits="credits per period (0 or more); leave empty when unlimited is true",
-        unlimited="true: no limit for this member (credits must then be left empty)",
+        credits="credits per period (0 or more); leave empty with unlimited off = server default",
+        unlimited="true: no limit for this member (leave credits empty)",
     )
     async def set_(
         self,
@@ -323,37 +352,49 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         if unlimited and credits is not None:
-            raise UserFacingError("Give either `credits` or `unlimited: True`, not both.")
-        if not unlimited and credits is None:
-            raise UserFacingError("Give `credits` (0 or more), or `unlimited: True` for no limit.")
+            raise UserFacingError(
+                "Give either `credits` or `unlimited: True`, not both; nothing was changed."
+            )
         await defer_private(interaction)
-        await self.bot.service.set_allowance(
-            guild_id, member.id, None if unlimited else credits, interaction.user.id
-        )
-        what = "unlimited credits" if unlimited else f"{_credits(credits)} credits per period"
-        await send_ephemeral(interaction, f"{member.mention} now has {what}.")
+        service = self.bot.service
+        actor = interaction.user.id
+        if unlimited:
+            balance = await service.set_allowance(guild_id, member.id, None, actor)
+            said = f"{member.mention} now has unlimited credits."
+        elif credits is None:
+            balance = await service.clear_allowance(guild_id, member.id, actor)
+            said = f"{member.mention} follows the server default again."
+        else:
+            balance = await service.set_allowance(guild_id, member.id, credits, actor)
+            said = f"{member.mention} now has {_credits(credits)} credits per period."
+        await send_ephemeral(interaction, f"{said} {short_balance(balance)}")
 
-    @app_commands.command(name="grant", description="Give a member one-time bonus credits")
+    @app_commands.command(name="grant", description="Give (or take back) one-time bonus credits")
     @app_commands.describe(
         member="the member",
-        credits="bonus credits to add (1 or more); they do not expire with the period",
+        credits="bonus credits to add; a negative number takes unused bonus away",
         reason="why (kept in the ledger)",
     )
     async def grant(
         self,
         interaction: discord.Interaction[VideoBot],
         member: discord.Member,
-        credits: app_commands.Range[int, 1, MAX_CREDITS],
+        credits: app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS],
         reason: app_commands.Range[str, 1, 200],
     ) -> None:
         guild_id = guild_id_of(interaction)
+        if credits == 0:
+            raise UserFacingError("Give a number of credits other than 0; nothing was changed.")
         await defer_private(interaction)
-        await self.bot.service.grant_bonus(
+        balance = await self.bot.service.grant_bonus(
             guild_id, member.id, credits, reason, interaction.user.id
         )
-        await send_ephemeral(
-            interaction, f"Granted {_credits(credits)} bonus credits to {member.mention}."
+        said = (
+            f"Granted {_credits(credits)} bonus credits to {member.mention}."
+            if credits > 0
+            else f"Took unused bonus credits back from {member.mention}."
         )
+        await send_ephemeral(interaction, f"{said} {short_balance(balance)}")
 
     @app_commands.command(
         name="reset", description="Give a member a fresh period (usage back to 0)"
@@ -364,8 +405,11 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.reset_usage(guild_id, member.id, interaction.user.id)
-        await send_ephemeral(interaction, f"Reset this period's usage of {member.mention}.")
+        balance = await self.bot.service.reset_usage(guild_id, member.id, interaction.user.id)
+        await send_ephemeral(
+            interaction,
+            f"Reset this period's usage of {member.mention}. {short_balance(balance)}",
+        )
 
     @app_commands.command(name="block", description="Stop a member from making videos")
     @app_commands.describe(member="the member")
@@ -406,7 +450,7 @@ class QuotaAdmin(
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         await self.bot.service.set_guild_default(
-            guild_id, credits, period.value, interaction.user.id
+            guild_id, credits, cast("Period", period.value), interaction.user.id
         )
         await send_ephemeral(
             interaction,

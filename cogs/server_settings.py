@@ -100,7 +100,7 @@ class ServerSettings(
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
 
-    async def interaction_check(self, interaction: discord.Interaction[VideoBot], /) -> bool:
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         return ensure_moderator(interaction)
 
     async def _reply(self, interaction: discord.Interaction[VideoBot], first_line: str) -> None:
@@ -209,8 +209,11 @@ class ServerSettings(
         new: list[str] | None = (
             None if chosen >= set(CATALOG) else [name for name in CATALOG if name in chosen]
         )
+        state = "enabled" if enabled else "disabled"
+        if new == current:
+            raise UserFacingError(f"`{model.value}` is already {state}; nothing was changed.")
         await service.update_guild_settings(guild_id, interaction.user.id, enabled_models=new)
-        said = f"`{model.value}` is now {'enabled' if enabled else 'disabled'}."
+        said = f"`{model.value}` is now {state}."
         await self._reply(interaction, said)
 
     @app_commands.command(

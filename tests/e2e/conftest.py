@@ -122,7 +122,7 @@ class World:
             attachments=attachments,
         )
         await interaction.wait_for(
-            lambda i: bool(i.messages) or i.responded and not i.deferred, timeout=10
+            lambda i: bool(i.messages) or (i.responded and not i.deferred), timeout=10
         )
         await interaction.wait_idle(timeout=10)
         return interaction
@@ -132,7 +132,7 @@ class World:
 
     async def wait_job(
         self, job_id: int, predicate: Callable[[Job], bool], timeout: float = 10.0
-    ) -> Job:  # noqa: ASYNC109
+    ) -> Job:
         async with asyncio.timeout(timeout):
             while True:
                 job = await self.core.service.get_job(job_id)
