@@ -145,7 +145,7 @@ class World:
         self,
         predicate: Callable[[StoredMessage], bool],
         channel: FakeChannel | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> StoredMessage:
         return await self.fake.wait_for_message(
             (channel or self.channel).id, predicate, timeout=timeout

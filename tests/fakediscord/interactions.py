@@ -204,19 +204,19 @@ class FakeInteraction:
     async def wait_for(
         self,
         predicate: Callable[[FakeInteraction], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> None:
         await self._fake.wait_until(
             lambda: predicate(self), timeout=timeout, what=f"{self!r} condition"
         )
 
-    async def wait_response(self, timeout: float = 5.0) -> InteractionEvent:  # noqa: ASYNC109
+    async def wait_response(self, timeout: float = 5.0) -> InteractionEvent:
         """The initial callback (defer, message, update, autocomplete result or modal)."""
         await self.wait_for(lambda i: i.callback is not None, timeout)
         assert self.callback is not None
         return self.callback
 
-    async def wait_followup(self, count: int = 1, timeout: float = 5.0) -> InteractionEvent:  # noqa: ASYNC109
+    async def wait_followup(self, count: int = 1, timeout: float = 5.0) -> InteractionEvent:
         """The ``count``-th followup (1-based)."""
 
         def enough(i: FakeInteraction) -> bool:
@@ -225,7 +225,7 @@ class FakeInteraction:
         await self.wait_for(enough, timeout)
         return [e for e in self.responses if e.kind == "followup"][count - 1]
 
-    async def wait_message(self, timeout: float = 5.0) -> StoredMessage:  # noqa: ASYNC109
+    async def wait_message(self, timeout: float = 5.0) -> StoredMessage:
         """The first message with real content: a type-4 reply, a followup, or the edit after a defer."""
 
         def has_message(i: FakeInteraction) -> bool:
@@ -234,12 +234,12 @@ class FakeInteraction:
         await self.wait_for(has_message, timeout)
         return next(m for m in self.messages if not m.loading)
 
-    async def wait_choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    async def wait_choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:
         await self.wait_for(lambda i: i.choices is not None, timeout)
         assert self.choices is not None
         return self.choices
 
-    async def wait_idle(self, quiet: float = 0.1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_idle(self, quiet: float = 0.1, timeout: float = 5.0) -> None:
         """Wait until the bot has answered and then stayed silent for ``quiet`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -349,7 +349,7 @@ class FakeDiscord:
     async def wait_until(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         what: str = "condition",
     ) -> None:
         loop = asyncio.get_running_loop()
@@ -367,7 +367,7 @@ class FakeDiscord:
         channel_id: int,
         predicate: Callable[[StoredMessage], bool] | None = None,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> StoredMessage:
         """The first visible message in ``channel_id`` that satisfies ``predicate``."""
 
@@ -389,7 +389,7 @@ class FakeDiscord:
         route: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> RecordedRequest:
         """The ``count``-th finished request matching ``route`` (e.g. ``"POST /channels/*/messages"``)."""
 
@@ -900,19 +900,19 @@ class FakeDiscord:
                 return conn
         return None
 
-    async def wait_ready(self, timeout: float = 5.0) -> GatewayConnection:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 5.0) -> GatewayConnection:
         """Wait until a bot has identified (READY and every GUILD_CREATE sent)."""
         await self.wait_until(lambda: self.connection is not None, timeout, "a gateway connection")
         conn = self.connection
         assert conn is not None
         return conn
 
-    async def dispatch(self, event: str, data: Any, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def dispatch(self, event: str, data: Any, *, timeout: float = 5.0) -> None:
         """Send any gateway event to the bot."""
         conn = await self.wait_ready(timeout)
         await conn.dispatch(event, data)
 
-    async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float = 5.0) -> None:
         """Return once the bot has processed every gateway event sent so far.
 
         Sends opcode 1 (a heartbeat request) and waits for the bot's heartbeat: discord.py handles
