@@ -1,0 +1,314 @@
+"""The database connection: opening, migrating and serialising transactions.
+
+One aiosqlite connection serves the whole bot. Because every coroutine shares it, a
+transaction opened by one coroutine would otherwise swallow statements issued by another
+that happens to run while the first awaits; an `asyncio.Lock` around every transaction (and
+every read) makes each one a critical section, so coroutine interleaving can never mix two
+logical transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Self
+
+import aiosqlite
+
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000  # another process (a CLI tool, a backup) may hold the file briefly
+_MIGRATION_NAME = re.compile(r"^(\d+)_[A-Za-z0-9_]+\.sql$")
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message says why and what to do."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer version of the bot."""
+
+
+class CorruptDatabaseError(StorageError):
+    """The file is not a readable SQLite database, or fails its integrity check."""
+
+
+class MigrationError(StorageError):
+    """A migration failed; every pending one was rolled back, the file is as it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> list[Migration]:
+    """The numbered `.sql` files shipped in `storage/migrations/`, in order."""
+    folder = resources.files("storage").joinpath("migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    return _checked(found)
+
+
+def _checked(migrations: Iterable[Migration]) -> list[Migration]:
+    ordered = sorted(migrations, key=lambda m: m.version)
+    for expected, migration in enumerate(ordered, start=1):
+        if migration.version != expected:
+            raise StorageError(
+                f"migrations must be numbered 1, 2, 3 … without gaps; found {migration.name} "
+                f"where version {expected} was expected"
+            )
+    return ordered
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration into statements (triggers with inner `;` stay whole).
+
+    `executescript` would be simpler, but it commits any open transaction first, which
+    would break "all pending migrations in one transaction".
+    """
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if _has_sql(buffer):
+                statements.append(_without_leading_comments(buffer))
+            buffer = ""
+    if _has_sql(buffer):
+        raise StorageError(f"a migration ends with an incomplete statement: {buffer.strip()!r}")
+    return statements
+
+
+def _without_leading_comments(text: str) -> str:
+    lines = text.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def _has_sql(text: str) -> bool:
+    return any(
+        line.strip() and not line.strip().startswith("--") and line.strip() != ";"
+        for line in text.splitlines()
+    )
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
+class Database:
+    """An open, migrated database. Use `await Database.open(path)`; close with `close()`."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path, version: int) -> None:
+        self._conn = connection
+        self.path = path
+        self.schema_version = version
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[object] | None = None
+        self._closed = False
+
+    # --- opening ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        migrations: Sequence[Migration] | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> Database:
+        """Open (creating if missing), check and migrate the database at `path`.
+
+        Raises `CorruptDatabaseError` for a file that is not a readable SQLite database (it is
+        never replaced), `SchemaTooNewError` when the file was written by a newer bot.
+        """
+        path = Path(path)
+        plan = _checked(migrations) if migrations is not None else bundled_migrations()
+        if path.is_dir():
+            raise CorruptDatabaseError(
+                f"database path {path} is a directory; point DATABASE_PATH at a file"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise CorruptDatabaseError(f"cannot open the database file {path}: {error}") from error
+        try:
+            conn.row_factory = sqlite3.Row
+            version = await cls._prepare(conn, path, plan, busy_timeout_ms)
+        except BaseException:
+            await conn.close()
+            raise
+        log.info("database %s open at schema version %d", path, version)
+        return cls(conn, path, version)
+
+    @staticmethod
+    async def _prepare(
+        conn: aiosqlite.Connection, path: Path, plan: list[Migration], busy_timeout_ms: int
+    ) -> int:
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            # Reading the schema is the first thing that touches the file's contents, so a
+            # file that is not a database fails here, before anything could write to it.
+            await (await conn.execute("SELECT count(*) FROM sqlite_schema")).fetchall()
+            rows = await (await conn.execute("PRAGMA quick_check")).fetchall()
+            problems = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+            if problems:
+                raise CorruptDatabaseError(
+                    f"the database file {path} is damaged ({'; '.join(problems[:3])}); "
+                    "restore it from a backup or move it away to start empty"
+                )
+            version = int((await (await conn.execute("PRAGMA user_version")).fetchone() or [0])[0])
+            latest = plan[-1].version if plan else 0
+            if version > latest:
+                raise SchemaTooNewError(
+                    f"the database file {path} has schema version {version}, but this bot "
+                    f"knows versions up to {latest}: it was written by a newer version of the "
+                    "bot. Run that version (or newer), or restore a backup made for this one."
+                )
+            mode = await (await conn.execute("PRAGMA journal_mode = WAL")).fetchone()
+            if mode is not None and str(mode[0]).lower() != "wal":
+                log.warning("database %s: WAL mode not available (%s)", path, mode[0])
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            if version < latest:
+                version = await Database._migrate(conn, path, plan, version)
+            return version
+        except StorageError:
+            raise
+        except sqlite3.Error as error:
+            if _is_busy(error):
+                raise StorageError(
+                    f"the database file {path} is locked by another process: {error}"
+                ) from error
+            raise CorruptDatabaseError(
+                f"cannot read the database file {path} ({error}); it is not a usable SQLite "
+                "database. It was left untouched: restore it from a backup or move it away."
+            ) from error
+
+    @staticmethod
+    async def _migrate(
+        conn: aiosqlite.Connection, path: Path, plan: list[Migration], current: int
+    ) -> int:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            row = await (await conn.execute("PRAGMA user_version")).fetchone()
+            current = int(row[0]) if row else 0
+            pending = [m for m in plan if m.version > current]
+            for migration in pending:
+                log.info("database %s: applying migration %s", path, migration.name)
+                for statement in split_statements(migration.sql):
+                    try:
+                        await conn.execute(statement)
+                    except sqlite3.Error as error:
+                        if _is_busy(error):
+                            raise
+                        raise MigrationError(
+                            f"migration {migration.name} failed ({error}); the database "
+                            f"{path} was left at schema version {current}"
+                        ) from error
+            target = plan[-1].version if plan else current
+            if pending:
+                await conn.execute(f"PRAGMA user_version = {int(target)}")
+            await conn.execute("COMMIT")
+            return target
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("ROLLBACK")
+            raise
+
+    # --- use --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        async with self._lock:
+            self._closed = True
+            await self._conn.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Store]:
+        """A write transaction (BEGIN IMMEDIATE), committed when the block ends normally and
+        rolled back on any exception, cancellation included."""
+        async with self._exclusive():
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Store(self._conn, writable=True)
+            except BaseException:
+                await self._rollback()
+                raise
+            try:
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Store]:
+        """A read-only snapshot (a deferred transaction, so several queries agree)."""
+        async with self._exclusive():
+            await self._conn.execute("BEGIN")
+            try:
+                yield Store(self._conn, writable=False)
+            finally:
+                await self._rollback()
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.read() as store:
+            return await store.get_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.transaction() as store:
+            await store.set_meta(key, value)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        if self._closed:
+            raise StorageError("the database is closed")
+        task = asyncio.current_task()
+        if task is not None and self._holder is task:
+            # asyncio.Lock is not re-entrant: nesting would wait for itself forever.
+            raise RuntimeError("nested database transaction in the same task")
+        async with self._lock:
+            if self._closed:
+                raise StorageError("the database is closed")
+            self._holder = task
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    async def _execute(self, sql: str) -> None:
+        await self._conn.execute(sql)
+
+    async def _rollback(self) -> None:
+        # Shielded: a second cancellation must not leave the shared connection mid-transaction.
+        try:
+            await asyncio.shield(self._execute("ROLLBACK"))
+        except sqlite3.Error:
+            # "no transaction is active": SQLite already rolled back (e.g. after SQLITE_FULL).
+            log.debug("rollback after an error found no open transaction", exc_info=True)

@@ -1,0 +1,323 @@
+"""After submission: results, polling errors, delivery, expiry and recovery after a stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from jobkit import GUILD, MOD, USER, Clock, FakeAPI, make_settings, request, result
+
+from bot.api import errors
+from bot.jobs import JobService, Refusal
+from storage import Database, InputRef, JobState, NewJob
+
+
+async def ledger_kinds(db: Database, job_id: int) -> list[tuple[str, str | None, int]]:
+    async with db.read() as store:
+        return [(e.kind, e.pool, e.amount) for e in await store.job_ledger(job_id)]
+
+
+async def test_success_commits_the_hold_and_stores_the_result(
+    service: JobService, db: Database, clock: Clock
+) -> None:
+    job = await service.submit(request())
+    clock.advance(seconds=40)
+    done = await service.apply_result(job.id, result("SUCCEED"))
+    assert done.state is JobState.SUCCEEDED
+    assert done.progress == 100
+    assert done.result_url == "https://video.example/v.mp4?sig=1"
+    assert done.result_expires_at == clock.now + timedelta(hours=1)
+    assert done.next_poll_at == clock.now  # due for delivery
+    assert await ledger_kinds(db, job.id) == [("hold", "period", 30), ("commit", "period", 30)]
+    balance = await service.balance(GUILD, USER)
+    assert (balance.used, balance.held, balance.available) == (30, 0, 70)
+    assert [j.id for j in await service.pending_deliveries()] == [job.id]
+
+
+async def test_apply_result_is_idempotent(service: JobService, db: Database, clock: Clock) -> None:
+    job = await service.submit(request())
+    first = await service.apply_result(job.id, result("SUCCEED"))
+    clock.advance(seconds=5)
+    second = await service.apply_result(job.id, result("SUCCEED"))
+    third = await service.apply_result(job.id, result("FAILED", reason="late"))
+    assert first == second == third
+    assert len(await ledger_kinds(db, job.id)) == 2
+    failed = await service.submit(request())
+    once = await service.apply_result(failed.id, result("FAILED", reason="ILLEGAL_PROMPT"))
+    twice = await service.apply_result(failed.id, result("FAILED", reason="ILLEGAL_PROMPT"))
+    assert once == twice
+    assert await ledger_kinds(db, failed.id) == [
+        ("hold", "period", 30),
+        ("release", "period", 30),
+    ]
+
+
+async def test_failure_releases_the_hold_and_explains(service: JobService) -> None:
+    job = await service.submit(request())
+    failed = await service.apply_result(job.id, result("FAILED", reason="ILLEGAL_IMAGE_CONTENT"))
+    assert failed.state is JobState.FAILED
+    assert failed.failure_reason is not None and "image" in failed.failure_reason
+    assert failed.finished_at is not None and failed.next_poll_at is None
+    other = await service.submit(request())
+    odd = await service.apply_result(other.id, result("FAILED", reason="gpu melted"))
+    assert odd.failure_reason == "The video service could not make this video: gpu melted"
+    assert (await service.balance(GUILD, USER)).available == 100
+
+
+async def test_success_without_a_video_is_a_failure(service: JobService) -> None:
+    from bot.api.models import TaskResult
+
+    job = await service.submit(request())
+    empty = TaskResult.model_validate({"task": {"status": "TASK_STATUS_SUCCEED"}, "videos": []})
+    failed = await service.apply_result(job.id, empty)
+    assert failed.state is JobState.FAILED
+    assert (await service.balance(GUILD, USER)).held == 0
+
+
+async def test_progress_moves_to_processing_and_schedules_the_next_poll(
+    service: JobService, clock: Clock
+) -> None:
+    job = await service.submit(request())
+    queued = await service.apply_result(job.id, result("QUEUED"))
+    assert queued.state is JobState.QUEUED
+    clock.advance(seconds=10)
+    moving = await service.apply_result(job.id, result("PROCESSING", eta=40, progress_percent=20))
+    assert moving.state is JobState.PROCESSING
+    assert (moving.progress, moving.eta) == (20, 40)
+    assert moving.next_poll_at == clock.now + timedelta(seconds=20)  # half the eta
+    far = await service.apply_result(job.id, result("PROCESSING", eta=5000))
+    assert far.next_poll_at == clock.now + timedelta(seconds=60)  # bounded by poll_max
+    near = await service.apply_result(job.id, result("PROCESSING", eta=1, progress_percent=10))
+    assert near.next_poll_at == clock.now + timedelta(seconds=3)  # bounded by poll_min
+    assert near.progress == 20  # progress never goes back
+    back = await service.apply_result(job.id, result("QUEUED"))
+    assert back.state is JobState.PROCESSING  # never back from PROCESSING to QUEUED
+    unknown = await service.apply_result(job.id, result("PROCESSING"))
+    assert unknown.state is JobState.PROCESSING
+
+
+async def test_off_peak_jobs_are_polled_rarely(service: JobService, clock: Clock) -> None:
+    job = await service.submit(request(off_peak=True))
+    assert job.off_peak and job.next_poll_at == clock.now + timedelta(seconds=300)
+    moved = await service.apply_result(job.id, result("PROCESSING", eta=10))
+    assert moved.next_poll_at == clock.now + timedelta(seconds=300)
+
+
+async def test_due_jobs_are_those_whose_poll_time_came(service: JobService, clock: Clock) -> None:
+    job = await service.submit(request())
+    assert await service.due_jobs(10) == []
+    clock.advance(seconds=3)
+    assert [j.id for j in await service.due_jobs(10)] == [job.id]
+    await service.apply_result(job.id, result("SUCCEED"))
+    assert await service.due_jobs(10) == []
+
+
+async def test_poll_errors_back_off_and_task_not_found_fails(
+    service: JobService, clock: Clock
+) -> None:
+    job = await service.submit(request())
+    for attempt, expected in ((1, 6), (2, 12), (3, 24), (4, 48), (5, 60), (6, 60)):
+        job = await service.poll_failed(job.id, errors.ServerError(503, "", "down"))
+        assert job.attempts == attempt
+        assert job.next_poll_at == clock.now + timedelta(seconds=expected)
+    limited = await service.poll_failed(
+        job.id, errors.RateLimitError(429, "RATE_LIMIT_EXCEEDED", "", retry_after=120.0)
+    )
+    assert limited.next_poll_at == clock.now + timedelta(seconds=120)
+    reset = await service.apply_result(job.id, result("PROCESSING"))
+    assert reset.attempts == 0
+    gone = await service.poll_failed(
+        job.id, errors.TaskNotFoundError(404, "TASK_NOT_FOUND", "no such task")
+    )
+    assert gone.state is JobState.FAILED
+    assert gone.failure_reason == errors.REASON_MEMBER_MESSAGES["TASK_NOT_FOUND"]
+    assert (await service.balance(GUILD, USER)).held == 0
+    again = await service.poll_failed(job.id, errors.ServerError(500, "", ""))
+    assert again == gone
+
+
+async def test_delivery_outcomes(service: JobService, clock: Clock) -> None:
+    job = await service.submit(request())
+    card = await service.attach_card(job.id, 5555)
+    assert card.card_message_id == 5555
+    await service.apply_result(job.id, result("SUCCEED"))
+    later = await service.retry_delivery_later(job.id, 30)
+    assert later.attempts == 1 and later.next_poll_at == clock.now + timedelta(seconds=30)
+    assert await service.pending_deliveries() == []
+    clock.advance(seconds=30)
+    assert [j.id for j in await service.pending_deliveries()] == [job.id]
+    delivered = await service.mark_delivered(job.id, 777)
+    assert delivered.state is JobState.DELIVERED and delivered.delivered_message_id == 777
+    assert await service.mark_delivered(job.id, 778) == delivered  # idempotent
+    assert await service.pending_deliveries() == []
+
+    other = await service.submit(request())
+    await service.apply_result(other.id, result("SUCCEED"))
+    stuck = await service.mark_undeliverable(other.id, "The channel is gone and DMs are closed.")
+    assert stuck.state is JobState.UNDELIVERABLE
+    assert stuck.failure_reason == "The channel is gone and DMs are closed."
+    balance = await service.balance(GUILD, USER)
+    assert balance.used == 60 and balance.held == 0  # both were made, so both are charged
+
+
+async def test_overdue_jobs_expire_and_are_released(
+    make_service: Callable[..., JobService], clock: Clock
+) -> None:
+    service = make_service(job_timeout_minutes=60, off_peak_job_timeout_minutes=600)
+    await service.update_guild_settings(GUILD, MOD, max_concurrent=5)
+    normal = await service.submit(request())
+    slow = await service.submit(request(off_peak=True))
+    clock.advance(minutes=59)
+    assert await service.expire_overdue() == []
+    clock.advance(minutes=2)
+    [expired] = await service.expire_overdue()
+    assert expired.id == normal.id and expired.state is JobState.EXPIRED
+    assert expired.failure_reason is not None and "60 minutes" in expired.failure_reason
+    clock.advance(minutes=600)
+    [late] = await service.expire_overdue()
+    assert late.id == slow.id
+    assert (await service.balance(GUILD, USER)).held == 0
+    assert await service.expire_overdue() == []
+
+
+async def test_an_unknown_outcome_is_given_up_once_no_longer_in_flight(
+    service: JobService, api: FakeAPI, clock: Clock
+) -> None:
+    from jobkit import outcome_unknown
+
+    api.failures.append(outcome_unknown())
+    job = await service.submit(request())
+    assert job.state is JobState.SUBMITTING
+    clock.advance(seconds=60)
+    assert await service.expire_overdue() == []  # still within the submit timeout + grace
+    clock.advance(seconds=91)
+    [lost] = await service.expire_overdue()
+    assert lost.id == job.id and lost.state is JobState.LOST
+    assert (await service.balance(GUILD, USER)).available == 100
+    assert len(api.calls) == 1
+
+
+async def test_a_submission_in_flight_is_never_settled_behind_its_back(
+    service: JobService, api: FakeAPI, clock: Clock
+) -> None:
+    import asyncio
+
+    api.delay = 0.2
+    task = asyncio.create_task(service.submit(request()))
+    await asyncio.sleep(0.05)
+    clock.advance(days=1)
+    assert await service.expire_overdue() == []
+    assert await service.recover() == []
+    job = await task
+    assert job.state is JobState.QUEUED and job.task_id == "task-1"
+
+
+async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
+    tmp_path: object, clock: Clock
+) -> None:
+    """Write the database a crashed bot would leave, reopen it, recover."""
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    path = tmp_path / "crashed.sqlite3"
+    db = await Database.open(path)
+    now = clock.now
+    states = {
+        "submitting": (JobState.SUBMITTING, None),
+        "submitting_with_id": (JobState.SUBMITTING, "t-sub"),
+        "queued": (JobState.QUEUED, "t-q"),
+        "processing": (JobState.PROCESSING, "t-p"),
+        "succeeded": (JobState.SUCCEEDED, "t-s"),
+        "delivered": (JobState.DELIVERED, "t-d"),
+    }
+    ids: dict[str, int] = {}
+    async with db.transaction() as store:
+        for name, (state, task_id) in states.items():
+            job = await store.insert_job(
+                NewJob(
+                    guild_id=GUILD,
+                    channel_id=5,
+                    user_id=USER,
+                    model="vidu-q3-pro-i2v",
+                    params={"images": ["https://x.example/a.png"]},
+                    inputs=[InputRef(kind="image", url="https://x.example/a.png")],
+                    price=10,
+                ),
+                state=JobState.SUBMITTING,
+                at=now,
+            )
+            await store.add_ledger(
+                guild_id=GUILD,
+                user_id=USER,
+                job_id=job.id,
+                kind="hold",
+                pool="period",
+                amount=10,
+                actor="system",
+                at=now,
+            )
+            if state in (JobState.SUCCEEDED, JobState.DELIVERED):
+                await store.settle_holds(job.id, "commit", actor="system", reason="", at=now)
+            await store.update_job(
+                job.id,
+                now,
+                state=state,
+                task_id=task_id,
+                next_poll_at=now + timedelta(minutes=10) if name == "queued" else None,
+                result_url="https://v.example/x.mp4" if name == "succeeded" else None,
+            )
+            ids[name] = job.id
+    await db.close()
+
+    clock.advance(minutes=1)
+    db = await Database.open(path)
+    try:
+        service = JobService(db, FakeAPI(), make_settings(), clock=clock)
+        resumed = await service.recover()
+        by_id = {job.id: job for job in resumed}
+        assert set(by_id) == {
+            ids["submitting_with_id"],
+            ids["queued"],
+            ids["processing"],
+            ids["succeeded"],
+        }
+        lost = await service.get_job(ids["submitting"])
+        assert lost is not None and lost.state is JobState.LOST
+        assert lost.failure_reason is not None and "returned" in lost.failure_reason
+        assert by_id[ids["submitting_with_id"]].state is JobState.QUEUED
+        due = {job.id for job in await service.due_jobs(10)}
+        assert due == {ids["submitting_with_id"], ids["queued"], ids["processing"]}
+        assert [j.id for j in await service.pending_deliveries()] == [ids["succeeded"]]
+        delivered = await service.get_job(ids["delivered"])
+        assert delivered is not None and delivered.state is JobState.DELIVERED
+        balance = await service.balance(GUILD, USER)
+        # 2 committed (succeeded, delivered), 3 still held (with task ids), 1 released.
+        assert (balance.used, balance.held) == (50, 30)
+        assert await service.recover() == resumed  # a second recovery changes nothing
+        assert (await service.balance(GUILD, USER)).held == 30
+    finally:
+        await db.close()
+
+
+async def test_history_and_status_visibility(service: JobService) -> None:
+    mine = await service.submit(request(duration=1))
+    theirs = await service.submit(request(user=USER + 1, duration=1))
+    assert [j.id for j in await service.history(GUILD, USER)] == [mine.id]
+    assert (await service.status(mine.id, GUILD, USER, is_moderator=False)).id == mine.id
+    with pytest.raises(Refusal) as caught:
+        await service.status(theirs.id, GUILD, USER, is_moderator=False)
+    assert caught.value.code == "not_found"
+    assert (await service.status(theirs.id, GUILD, MOD, is_moderator=True)).id == theirs.id
+    with pytest.raises(Refusal):
+        await service.status(theirs.id, GUILD + 1, MOD, is_moderator=True)
+    with pytest.raises(Refusal):
+        await service.status(12345, GUILD, USER, is_moderator=True)
+
+
+async def test_typical_price_follows_recent_jobs(service: JobService) -> None:
+    assert await service.typical_price(GUILD) == 30  # a default 5 s 720p video
+    for duration in (1, 2, 10):
+        job = await service.submit(request(duration=duration))
+        await service.apply_result(job.id, result("FAILED"))
+    assert await service.typical_price(GUILD) == 12  # median of 6, 12, 60

@@ -1,0 +1,215 @@
+"""Moderator operations, resets, grants and period rollover, all read back from the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from jobkit import GUILD, MOD, USER, Clock, request, result
+
+from bot.jobs import JobService, Refusal
+from storage import Database, JobState
+
+
+async def member_rows(db: Database, user: int | None = USER) -> list[tuple[str, int, str]]:
+    async with db.read() as store:
+        return [(e.kind, e.amount, e.actor) for e in await store.ledger_entries(GUILD, user)]
+
+
+async def test_every_moderator_operation_writes_a_row_with_the_moderator_as_actor(
+    service: JobService, db: Database
+) -> None:
+    await service.set_allowance(GUILD, USER, 50, MOD)
+    await service.set_allowance(GUILD, USER, None, MOD)
+    await service.clear_allowance(GUILD, USER, MOD)
+    await service.grant_bonus(GUILD, USER, 20, "won the contest", MOD)
+    await service.grant_bonus(GUILD, USER, -5, "", MOD)
+    await service.reset_usage(GUILD, USER, MOD)
+    await service.block(GUILD, USER, MOD, "spam")
+    await service.unblock(GUILD, USER, MOD)
+    await service.set_guild_default(GUILD, 200, "month", MOD)
+    await service.update_guild_settings(GUILD, MOD, daily_cap=1000, allowed_channels=[5])
+    async with db.read() as store:
+        entries = await store.ledger_entries(GUILD)
+    assert [e.kind for e in entries] == [
+        "set",
+        "set",
+        "set",
+        "grant",
+        "grant",
+        "reset",
+        "block",
+        "unblock",
+        "default",
+        "default",
+    ]
+    assert {e.actor for e in entries} == {str(MOD)}
+    reasons = [e.reason for e in entries]
+    assert reasons[0] == "allowance set to 50 credits per week"
+    assert reasons[1] == "allowance set to unlimited"
+    assert reasons[3] == "won the contest"
+    assert reasons[6] == "spam"
+    assert reasons[8] == "server default set to 200 credits per month"
+    assert "daily cap: 1000 credits" in reasons[9] and "<#5>" in reasons[9]
+    assert entries[8].user_id is None
+    settings = await service.guild_settings(GUILD)
+    assert (settings.allowance, settings.period, settings.daily_cap) == (200, "month", 1000)
+    assert settings.allowed_channels == [5]
+
+
+async def test_allowance_override_unlimited_and_back_to_default(service: JobService) -> None:
+    assert (await service.balance(GUILD, USER)).allowance == 100
+    assert (await service.set_allowance(GUILD, USER, 10, MOD)).available == 10
+    unlimited = await service.set_allowance(GUILD, USER, None, MOD)
+    assert unlimited.allowance is None and unlimited.available is None
+    await service.set_guild_default(GUILD, 40, "day", MOD)
+    back = await service.clear_allowance(GUILD, USER, MOD)
+    assert (back.allowance, back.period, back.available) == (40, "day", 40)
+    with pytest.raises(Refusal):
+        await service.set_allowance(GUILD, USER, -1, MOD)
+
+
+async def test_blocking_keeps_the_override(service: JobService) -> None:
+    await service.set_allowance(GUILD, USER, 10, MOD)
+    blocked = await service.block(GUILD, USER, MOD)
+    assert blocked.blocked and blocked.allowance == 10
+    unblocked = await service.unblock(GUILD, USER, MOD)
+    assert not unblocked.blocked and unblocked.allowance == 10
+
+
+async def test_a_negative_grant_removes_bonus_but_never_below_zero(
+    service: JobService, db: Database
+) -> None:
+    await service.set_allowance(GUILD, USER, 0, MOD)
+    await service.grant_bonus(GUILD, USER, 50, "gift", MOD)
+    await service.submit(request())  # 30 of the bonus held
+    balance = await service.grant_bonus(GUILD, USER, -100, "too generous", MOD)
+    assert balance.bonus == 0 and balance.available == 0
+    assert ("grant", -20, str(MOD)) in await member_rows(db)
+    with pytest.raises(Refusal) as caught:
+        await service.grant_bonus(GUILD, USER, -1, "", MOD)
+    assert "no unused bonus" in caught.value.message
+    with pytest.raises(Refusal):
+        await service.grant_bonus(GUILD, USER, 0, "", MOD)
+
+
+async def test_reset_clears_committed_use_but_not_what_is_held(service: JobService) -> None:
+    await service.update_guild_settings(GUILD, MOD, max_concurrent=5)
+    done = await service.submit(request())
+    running = await service.submit(request())
+    await service.apply_result(done.id, result("SUCCEED"))
+    assert (await service.balance(GUILD, USER)).used == 60
+    after = await service.reset_usage(GUILD, USER, MOD)
+    assert (after.used, after.held, after.available) == (30, 30, 70)
+    # The held job succeeding later still counts; resetting again gives that back too.
+    await service.apply_result(running.id, result("SUCCEED"))
+    assert (await service.balance(GUILD, USER)).used == 30
+    assert (await service.reset_usage(GUILD, USER, MOD)).used == 0
+    assert (await service.reset_usage(GUILD, USER, MOD)).used == 0
+
+
+async def test_reset_then_release_of_a_held_job_never_goes_negative(
+    service: JobService,
+) -> None:
+    running = await service.submit(request())
+    await service.reset_usage(GUILD, USER, MOD)  # nothing committed: gives back 0
+    await service.apply_result(running.id, result("FAILED"))
+    balance = await service.balance(GUILD, USER)
+    assert (balance.used, balance.available) == (0, 100)
+
+
+async def test_the_allowance_renews_at_the_period_boundary(
+    service: JobService, clock: Clock
+) -> None:
+    job = await service.submit(request())
+    await service.apply_result(job.id, result("SUCCEED"))
+    balance = await service.balance(GUILD, USER)
+    assert balance.available == 70
+    assert balance.resets_at is not None and balance.resets_at.isoformat() == (
+        "2025-03-10T00:00:00+00:00"
+    )
+    clock.now = balance.resets_at - __import__("datetime").timedelta(microseconds=1)
+    assert (await service.balance(GUILD, USER)).available == 70
+    clock.now = balance.resets_at
+    renewed = await service.balance(GUILD, USER)
+    assert (renewed.used, renewed.available) == (0, 100)
+    assert renewed.resets_at is not None and renewed.resets_at.isoformat() == (
+        "2025-03-17T00:00:00+00:00"
+    )
+
+
+async def test_usage_belongs_to_the_period_the_hold_was_placed_in(
+    service: JobService, clock: Clock
+) -> None:
+    await service.set_guild_default(GUILD, 50, "day", MOD)
+    job = await service.submit(request())  # held on Wednesday
+    clock.advance(days=1)
+    assert (await service.balance(GUILD, USER)).available == 50  # Thursday: fresh
+    await service.apply_result(job.id, result("SUCCEED"))  # committed on Thursday
+    thursday = await service.balance(GUILD, USER)
+    assert (thursday.used, thursday.available) == (0, 50)  # charged to Wednesday
+
+
+async def test_bonus_survives_rollover(service: JobService, clock: Clock) -> None:
+    await service.set_allowance(GUILD, USER, 10, MOD)
+    await service.grant_bonus(GUILD, USER, 30, "", MOD)
+    job = await service.submit(request())  # 10 period + 20 bonus
+    await service.apply_result(job.id, result("SUCCEED"))
+    clock.advance(days=7)
+    balance = await service.balance(GUILD, USER)
+    assert (balance.used, balance.bonus, balance.available) == (0, 10, 20)
+
+
+async def test_period_none_never_renews(service: JobService, clock: Clock) -> None:
+    await service.set_guild_default(GUILD, 30, "none", MOD)
+    job = await service.submit(request())
+    await service.apply_result(job.id, result("SUCCEED"))
+    clock.advance(days=400)
+    balance = await service.balance(GUILD, USER)
+    assert balance.available == 0 and balance.resets_at is None
+    with pytest.raises(Refusal) as caught:
+        await service.submit(request())
+    assert "renew" not in caught.value.message
+
+
+async def test_guild_settings_are_validated(service: JobService) -> None:
+    with pytest.raises(Refusal) as caught:
+        await service.update_guild_settings(GUILD, MOD, enabled_models=["vidu-x"])
+    assert caught.value.code == "model_unknown"
+    cases: list[dict[str, Any]] = [{"enabled_models": []}, {"max_concurrent": 0}, {"daily_cap": -1}]
+    for kwargs in cases:
+        with pytest.raises(Refusal) as caught:
+            await service.update_guild_settings(GUILD, MOD, **kwargs)
+        assert caught.value.code == "invalid_request"
+    with pytest.raises(Refusal):
+        await service.set_guild_default(GUILD, 10, "year", MOD)  # type: ignore[arg-type]
+    unchanged = await service.update_guild_settings(GUILD, MOD)
+    assert unchanged.enabled_models is None
+
+
+async def test_the_ledger_reads_in_pages_newest_first(
+    service: JobService, make_service: Callable[..., JobService]
+) -> None:
+    for n in range(1, 26):
+        await service.grant_bonus(GUILD, USER, n, f"gift {n}", MOD)
+    await service.grant_bonus(GUILD, USER + 1, 1, "other", MOD)
+    first = await service.ledger(GUILD, USER, page=0, per_page=10)
+    assert (first.page, first.pages) == (0, 3)
+    assert [e.amount for e in first.entries][:3] == [25, 24, 23]
+    last = await service.ledger(GUILD, USER, page=99)
+    assert last.page == 2 and [e.amount for e in last.entries] == [5, 4, 3, 2, 1]
+    everyone = await service.ledger(GUILD)
+    assert everyone.total == 26 and everyone.entries[0].user_id == USER + 1
+
+
+async def test_job_holds_appear_in_the_ledger_with_the_system_as_actor(
+    service: JobService, db: Database
+) -> None:
+    job = await service.submit(request())
+    await service.apply_result(job.id, result("SUCCEED"))
+    assert await member_rows(db) == [("hold", 30, "system"), ("commit", 30, "system")]
+    async with db.read() as store:
+        [hold, commit] = await store.job_ledger(job.id)
+    assert hold.job_id == commit.job_id == job.id
+    assert job.state is JobState.QUEUED
