@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 import yarl
@@ -65,7 +65,7 @@ class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
         command = (
             f"/{interaction.command.qualified_name}"
             if interaction.command
-            else f"component {(interaction.data or {}).get('custom_id', '?')}"
+            else f"component {cast('dict[str, Any]', interaction.data or {}).get('custom_id')}"
         )
         log.error(
             "incident %s in %s (guild %s, user %s)",
@@ -76,6 +76,15 @@ class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
             exc_info=original,
         )
         return f"Something went wrong on my side (incident `{incident}`). Please try again later."
+
+
+async def report_error(interaction: discord.Interaction[VideoBot], error: Exception) -> None:
+    """Tell the member what went wrong in a button or other component, as the tree would."""
+    tree = interaction.client.tree
+    if isinstance(tree, VideoCommandTree):
+        await tree.report(interaction, error)
+    else:  # pragma: no cover - the bot always builds a VideoCommandTree
+        log.exception("unhandled error in a component", exc_info=error)
 
 
 async def send_ephemeral(

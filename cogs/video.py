@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.app_commands import Choice, Range
@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.catalog import models_of_kind
 from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card
+from bot.discord_app import report_error
 from bot.errors import UserFacingError
 from bot.inputs import (
     AttachedFile,
@@ -43,7 +44,7 @@ ANIMATE_MODELS = [
 ]
 REFERENCE_MODELS = [spec.name for spec in models_of_kind("reference-to-video")]
 DEFAULT_ANIMATE_MODEL = "vidu-q3-pro-i2v"
-CDN_EXPIRY = re.compile(r"[?&]ex=([0-9a-fA-F]+)")
+LINK_CHECK_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
 def attached(option: str, attachment: discord.Attachment) -> AttachedFile:
@@ -75,12 +76,6 @@ def input_ref(kind: str, file: AttachedFile, subject: int | None = None) -> Inpu
 
 def without_none(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
-
-
-def link_is_alive(url: str, margin: float = 600.0) -> bool:
-    """Discord CDN links carry their expiry (`ex=`, hex seconds); other links we trust."""
-    match = CDN_EXPIRY.search(url)
-    return match is None or int(match.group(1), 16) > time.time() + margin
 
 
 @app_commands.guild_only()
@@ -335,31 +330,41 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         await self.start_job(interaction, original.model, params, inputs, reroll_of=original.id)
 
     async def fresh_input_urls(self, job: Job) -> dict[str, str]:
-        """Working links for a job's inputs: the stored ones if alive, else refreshed ones.
+        """Working links for a job's inputs, keyed by the stored ones.
 
         Discord signs attachment links for about a day; `refresh-urls` re-signs them for as
-        long as the file still exists. When it does not, the inputs are truly gone.
+        long as the file exists. A link that still does not answer means the input is gone.
         """
-        stale = [ref.url for ref in job.inputs if not link_is_alive(ref.url)]
-        if not stale:
-            return {}
+        stored = [ref.url for ref in job.inputs]
         route = discord.http.Route("POST", "/attachments/refresh-urls")
-        gone = UserFacingError(
-            f"The images of job #{job.id} are no longer stored on Discord, so it cannot be "
-            "re-rolled. Start a new `/video` command with the images attached."
-        )
         try:
-            answer = await self.bot.http.request(route, json={"attachment_urls": stale})
-        except discord.HTTPException:
-            raise gone from None
-        refreshed = {
-            item["original"]: item["refreshed"]
-            for item in answer.get("refreshed_urls", [])
-            if item.get("refreshed")
-        }
-        if any(url not in refreshed for url in stale):
-            raise gone
-        return refreshed
+            answer = await self.bot.http.request(route, json={"attachment_urls": stored})
+            refreshed = {
+                item["original"]: item["refreshed"]
+                for item in answer.get("refreshed_urls", [])
+                if item.get("refreshed")
+            }
+        except discord.HTTPException as error:
+            log.info("job %s: refresh-urls failed (%s); trying stored links", job.id, error.status)
+            refreshed = {}
+        fresh = {url: refreshed.get(url, url) for url in stored}
+        async with aiohttp.ClientSession(timeout=LINK_CHECK_TIMEOUT) as session:
+            for url in fresh.values():
+                if not await answers(session, url):
+                    raise UserFacingError(
+                        f"The images of job #{job.id} are no longer stored on Discord, so it "
+                        "cannot be re-rolled. Start a new `/video` command with them attached."
+                    )
+        return fresh
+
+
+async def answers(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether a link still serves its file (asks for one byte; the body is not read)."""
+    try:
+        async with session.get(url, headers={"Range": "bytes=0-0"}) as response:
+            return response.status < 400
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 def replace_urls(value: Any, urls: dict[str, str]) -> Any:
@@ -410,7 +415,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=RERO
         try:
             await cog.reroll(interaction, self.job_id)
         except Exception as error:
-            await interaction.client.tree.report(interaction, error)
+            await report_error(interaction, error)
 
 
 async def setup(bot: VideoBot) -> None:
