@@ -159,7 +159,11 @@ class VideoBot(commands.Bot):
         discord.py asks `GET /gateway/bot` only when sharding; otherwise it goes to Discord's
         public gateway, which would split a proxied or test bot across two Discords.
         """
-        _shards, url, _limits = await self.http.get_bot_gateway()
+        try:
+            _shards, url, _limits = await self.http.get_bot_gateway()
+        except (discord.GatewayNotFound, discord.HTTPException):
+            log.warning("REST base %s names no gateway; using Discord's default", rest_base)
+            return
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url.rstrip("/") + "/")
         log.info("REST base %s: using gateway %s", rest_base, url)
 
