@@ -145,11 +145,11 @@ class VideoBot(commands.Bot):
             await self.sync_commands(force=True)
             return
 
-        resumed = await self.service.recover()
-        log.info("recovery: %d job(s) to resume", len(resumed))
-
+        recovery = await self.service.recover()
         delivery = DiscordDelivery(self)
         self.poller = Poller(self.service, self.api, delivery, self.settings)
+        for job in recovery.lost:
+            self.poller.announce(job)  # its card says the credits came back
         self._poller_task = asyncio.create_task(self.poller.run_forever(), name="job-poller")
         await self.sync_commands(force=self.force_sync)
 

@@ -131,6 +131,15 @@ class SubmitRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Recovery:
+    """What `recover` did: jobs it settled as LOST (their members should hear so), and jobs
+    the poller carries on with."""
+
+    lost: list[Job]
+    resumed: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
 class Quote:
     price: int
     balance: Balance
@@ -525,8 +534,8 @@ class JobService:
         async with self._db.read() as store:
             return await store.get_job(job_id)
 
-    async def recover(self) -> list[Job]:
-        """Settle what a stop left behind; returns the jobs the poller should carry on with.
+    async def recover(self) -> Recovery:
+        """Settle what a stop left behind: the jobs now LOST, and those to carry on with.
 
         SUBMITTING without a task id → LOST (hold released): it was never confirmed, and is
         never re-sent. Jobs with a task id (and finished videos not yet posted) are due at
@@ -555,7 +564,8 @@ class JobService:
         for before, job in changes:
             self._log_transition(before, job)
         log.info("recovery: %d job(s) settled, %d to resume", len(changes), len(resumed))
-        return resumed
+        lost = [job for _before, job in changes if job.state is JobState.LOST]
+        return Recovery(lost=lost, resumed=resumed)
 
     async def _lose(self, store: Store, job: Job, now: datetime) -> Job:
         await self._release(store, job, "submission never confirmed", now)

@@ -9,7 +9,7 @@ import pytest
 from jobkit import GUILD, MOD, USER, Clock, FakeAPI, make_settings, request, result
 
 from bot.api import errors
-from bot.jobs import JobService, Refusal
+from bot.jobs import JobService, Recovery, Refusal
 from storage import Database, InputRef, JobState, NewJob
 
 
@@ -208,7 +208,7 @@ async def test_a_submission_in_flight_is_never_settled_behind_its_back(
     await asyncio.sleep(0.05)
     clock.advance(days=1)
     assert await service.expire_overdue() == []
-    assert await service.recover() == []
+    assert await service.recover() == Recovery(lost=[], resumed=[])
     job = await task
     assert job.state is JobState.QUEUED and job.task_id == "task-1"
 
@@ -274,8 +274,10 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
     db = await Database.open(path)
     try:
         service = JobService(db, FakeAPI(), make_settings(), clock=clock)
-        resumed = await service.recover()
+        recovery = await service.recover()
+        resumed = recovery.resumed
         by_id = {job.id: job for job in resumed}
+        assert [job.id for job in recovery.lost] == [ids["submitting"]]
         assert set(by_id) == {
             ids["submitting_with_id"],
             ids["queued"],
@@ -294,7 +296,8 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
         balance = await service.balance(GUILD, USER)
         # 2 committed (succeeded, delivered), 3 still held (with task ids), 1 released.
         assert (balance.used, balance.held) == (50, 30)
-        assert await service.recover() == resumed  # a second recovery changes nothing
+        again = await service.recover()  # a second recovery changes nothing
+        assert again.resumed == resumed and again.lost == []
         assert (await service.balance(GUILD, USER)).held == 30
     finally:
         await db.close()
