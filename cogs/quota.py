@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app import send_ephemeral
+from bot.discord_app import report_error, send_ephemeral
 from bot.errors import UserFacingError
 from bot.pricing import price_credits
 from storage.models import SYSTEM_ACTOR
@@ -246,8 +246,10 @@ class LedgerPageButton(
                 self.moderator_id,
                 self.page,
             )
-        except UserFacingError as error:
-            await send_ephemeral(interaction, error.message)
+        except Exception as error:
+            # A component has no command tree around it: answer the way the tree would
+            # (words for known errors, an incident id and a traceback for the rest).
+            await report_error(interaction, error)
             return
         await interaction.response.edit_message(
             content=content, view=view, allowed_mentions=discord.AllowedMentions.none()
@@ -346,7 +348,7 @@ class QuotaAdmin(
     async def set_(
         self,
         interaction: discord.Interaction[VideoBot],
-        member: discord.Member,
+        member: discord.Member | discord.User,
         credits: app_commands.Range[int, 0, MAX_CREDITS] | None = None,
         unlimited: bool = False,
     ) -> None:
@@ -378,7 +380,7 @@ class QuotaAdmin(
     async def grant(
         self,
         interaction: discord.Interaction[VideoBot],
-        member: discord.Member,
+        member: discord.Member | discord.User,
         credits: app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS],
         reason: app_commands.Range[str, 1, 200],
     ) -> None:
@@ -401,7 +403,7 @@ class QuotaAdmin(
     )
     @app_commands.describe(member="the member")
     async def reset(
-        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member | discord.User
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
@@ -414,7 +416,7 @@ class QuotaAdmin(
     @app_commands.command(name="block", description="Stop a member from making videos")
     @app_commands.describe(member="the member")
     async def block(
-        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member | discord.User
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
@@ -426,7 +428,7 @@ class QuotaAdmin(
     @app_commands.command(name="unblock", description="Let a blocked member make videos again")
     @app_commands.describe(member="the member")
     async def unblock(
-        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member | discord.User
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
@@ -461,7 +463,7 @@ class QuotaAdmin(
     @app_commands.command(name="show", description="A member's balance and recent ledger rows")
     @app_commands.describe(member="the member")
     async def show(
-        self, interaction: discord.Interaction[VideoBot], member: discord.Member
+        self, interaction: discord.Interaction[VideoBot], member: discord.Member | discord.User
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
@@ -488,7 +490,7 @@ class QuotaAdmin(
     async def log(
         self,
         interaction: discord.Interaction[VideoBot],
-        member: discord.Member | None = None,
+        member: discord.Member | discord.User | None = None,
         page: app_commands.Range[int, 1, 100_000] = 1,
     ) -> None:
         guild_id = guild_id_of(interaction)

@@ -161,11 +161,13 @@ class ServerSettings(
             if channel not in current:
                 raise UserFacingError(f"<#{channel}> is not in the list.")
             allowed = [known for known in current if known != channel]
-            said = (
-                f"<#{channel}> removed."
-                if allowed
-                else f"<#{channel}> removed; the list is empty, so every channel is allowed again."
-            )
+            if not allowed:
+                # An empty list means "every channel": the opposite of what removing means.
+                raise UserFacingError(
+                    f"<#{channel}> is the only allowed channel; removing it would allow every "
+                    "channel. `add` another channel first, or choose `all`."
+                )
+            said = f"<#{channel}> removed."
         await service.update_guild_settings(guild_id, interaction.user.id, allowed_channels=allowed)
         await self._reply(interaction, said)
 
