@@ -226,6 +226,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
     ) -> Job:
         """Charge, submit, and put up the public job card. Refusals raise UserFacingError."""
         assert interaction.guild_id is not None and interaction.channel_id is not None
+        check_can_post(interaction)
         job = await self.bot.service.submit(
             SubmitRequest(
                 guild_id=interaction.guild_id,
@@ -365,6 +366,27 @@ async def answers(session: aiohttp.ClientSession, url: str) -> bool:
             return response.status < 400
     except (aiohttp.ClientError, TimeoutError):
         return False
+
+
+def check_can_post(interaction: discord.Interaction[VideoBot]) -> None:
+    """Refuse, before anything is spent, where the bot could not show the card or the video."""
+    permissions = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = {
+        "View Channel": permissions.view_channel,
+        "Send Messages in Threads" if in_thread else "Send Messages": (
+            permissions.send_messages_in_threads if in_thread else permissions.send_messages
+        ),
+        "Embed Links": permissions.embed_links,
+        "Attach Files": permissions.attach_files,
+    }
+    missing = [name for name, granted in needed.items() if not granted]
+    if missing:
+        raise UserFacingError(
+            f"I can't post videos in this channel: I am missing {', '.join(missing)}. "
+            "Ask a moderator to give me that here, or use another channel.",
+            code="bot_permissions",
+        )
 
 
 def replace_urls(value: Any, urls: dict[str, str]) -> Any:

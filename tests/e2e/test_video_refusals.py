@@ -57,7 +57,9 @@ ANIMATE_BAD_FILES = [
     pytest.param({"image": image(width=100, height=400)}, "at least 128×128", id="image too small"),
     pytest.param({"image": image(width=2100, height=500)}, "between 1:4 and 4:1", id="too thin"),
     pytest.param(
-        {"image": image(), "music": image("song.mp3")}, "MP3, WAV, M4A or FLAC", id="music is an image"
+        {"image": image(), "music": image("song.mp3")},
+        "MP3, WAV, M4A or FLAC",
+        id="music is an image",
     ),
     pytest.param(
         {"image": image(), "music": AttachmentSpec("song.mp3", "audio/mpeg", size=21 * MB)},
@@ -118,9 +120,7 @@ async def few_credits(world: World) -> None:
 
 
 async def guild_cap_reached(world: World) -> None:
-    await world.core.service.update_guild_settings(
-        world.guild.id, world.moderator.id, daily_cap=10
-    )
+    await world.core.service.update_guild_settings(world.guild.id, world.moderator.id, daily_cap=10)
 
 
 @pytest.mark.parametrize(
@@ -173,3 +173,14 @@ async def test_api_rejection_releases_the_hold(world: World) -> None:
     [job] = await world.jobs()
     assert job.state.value == "REJECTED"
     assert not [m for m in world.public_messages() if "Video job" in m.text]
+
+
+async def test_channel_where_the_bot_cannot_attach_files(world: World) -> None:
+    from tests.fakediscord import ATTACH_FILES
+
+    locked = world.fake.add_channel(world.guild.id, "no-files", bot_deny=ATTACH_FILES)
+    before = await snapshot(world)
+    interaction = await world.slash("video animate", channel=locked, attachments={"image": image()})
+    assert "missing Attach Files" in " ".join(interaction.texts)
+    assert await snapshot(world) == before
+    assert world.fake.messages(locked.id) == []
