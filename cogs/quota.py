@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.discord_app import report_error, send_ephemeral
 from bot.errors import UserFacingError
 from bot.pricing import price_credits
+from cogs.common import defer_private, ensure_moderator, guild_id_of, is_moderator
 from storage.models import SYSTEM_ACTOR
 
 if TYPE_CHECKING:
@@ -44,47 +45,6 @@ PERIOD_CHOICES = [
     app_commands.Choice(name="none (never resets)", value="none"),
 ]
 NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
-
-
-# --- moderator check (shared with cogs.server_settings) -----------------------------------------
-
-
-def is_moderator(interaction: discord.Interaction[Any]) -> bool:
-    """Manage Server (or Administrator) in the channel where the interaction happened.
-
-    `interaction.permissions` is what Discord computed for this member in this channel,
-    overwrites included, so it holds even without the members intent.
-    """
-    if interaction.guild_id is None:
-        return False
-    permissions = interaction.permissions
-    return permissions.manage_guild or permissions.administrator
-
-
-def ensure_moderator(interaction: discord.Interaction[Any]) -> Literal[True]:
-    """Raise the check failure the command tree turns into "only moderators"."""
-    if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage()
-    if not is_moderator(interaction):
-        log.info(
-            "refused moderator command to user %s in guild %s",
-            interaction.user.id,
-            interaction.guild_id,
-        )
-        raise app_commands.MissingPermissions(["manage_guild"])
-    return True
-
-
-def guild_id_of(interaction: discord.Interaction[Any]) -> int:
-    if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage()
-    return interaction.guild_id
-
-
-async def defer_private(interaction: discord.Interaction[Any]) -> None:
-    # SQLite under load can take longer than Discord's 3 s; a deferred answer never times out.
-    if not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=True, thinking=True)
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.catalog import CATALOG
 from bot.discord_app import send_ephemeral
 from bot.errors import UserFacingError
-from cogs.quota import defer_private, ensure_moderator, guild_id_of
+from cogs.common import defer_private, ensure_moderator, guild_id_of
 
 if TYPE_CHECKING:
     from bot.discord_app import VideoBot

@@ -25,6 +25,7 @@ from bot.inputs import (
     parse_voices,
 )
 from bot.jobs import SubmitRequest
+from cogs.common import is_moderator
 from storage.models import InputRef, JobState
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
     @app_commands.describe(job="the job number (start typing to pick a recent one)")
     async def status(self, interaction: discord.Interaction[VideoBot], job: int) -> None:
         assert interaction.guild_id is not None
-        moderator = bool(interaction.permissions.manage_guild)
+        moderator = is_moderator(interaction)
         found = await self.bot.service.status(
             job, interaction.guild_id, interaction.user.id, moderator
         )

@@ -1,0 +1,49 @@
+"""Checks and helpers shared by the command groups."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+
+log = logging.getLogger(__name__)
+
+
+def is_moderator(interaction: discord.Interaction[Any]) -> bool:
+    """Manage Server (or Administrator) in the channel where the interaction happened.
+
+    `interaction.permissions` is what Discord computed for this member in this channel,
+    overwrites included, so it holds even without the members intent.
+    """
+    if interaction.guild_id is None:
+        return False
+    permissions = interaction.permissions
+    return permissions.manage_guild or permissions.administrator
+
+
+def ensure_moderator(interaction: discord.Interaction[Any]) -> Literal[True]:
+    """Raise the check failure the command tree turns into "only moderators"."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    if not is_moderator(interaction):
+        log.info(
+            "refused moderator command to user %s in guild %s",
+            interaction.user.id,
+            interaction.guild_id,
+        )
+        raise app_commands.MissingPermissions(["manage_guild"])
+    return True
+
+
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+async def defer_private(interaction: discord.Interaction[Any]) -> None:
+    # SQLite under load can take longer than Discord's 3 s; a deferred answer never times out.
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
