@@ -38,7 +38,14 @@ class DeliveryOutcome:
 
 class Delivery(Protocol):
     async def job_changed(self, job: Job) -> None:
-        """Show the job's new state to its requester (e.g. redraw the job card). Never raises."""
+        """Show the job's new state to its requester (e.g. redraw the job card). Never raises.
+
+        May hold the update back (edits are rate-limited); it then shows up in
+        `redraws_due` and the poller calls this again with it.
+        """
+
+    def redraws_due(self) -> list[Job]:
+        """Jobs whose held-back update may be shown now."""
 
     async def deliver(self, job: Job) -> DeliveryOutcome:
         """Post the finished video of a SUCCEEDED job exactly once."""

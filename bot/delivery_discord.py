@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
 from bot.api.errors import DownloadTooLargeError, VideoAPIError
@@ -44,6 +46,8 @@ STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.EXPIRED: ("Timed out", discord.Colour.dark_grey()),
 }
 RELEASED_STATES = {JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
+# A request to Discord that broke off without an answer: it may or may not have landed.
+CONNECTION_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def reroll_custom_id(job_id: int) -> str:
@@ -148,7 +152,11 @@ class DiscordDelivery:
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
-        self._last_edit: dict[int, tuple[float, JobState]] = {}
+        # job id → (when its card was last edited, the (state, percent) it shows; None when
+        # that edit failed and must be made again)
+        self._last_edit: dict[int, tuple[float, tuple[JobState, int] | None]] = {}
+        # The newest state of each card whose edit the interval held back.
+        self._held: dict[int, Job] = {}
 
     # --- job cards ------------------------------------------------------------------------
 
@@ -156,22 +164,49 @@ class DiscordDelivery:
         if job.card_message_id is None:
             return
         now = time.monotonic()
+        drawn = (job.state, job.progress)
         last = self._last_edit.get(job.id)
-        # Progress edits are throttled per card; a change of state always goes through.
-        if (
-            last is not None
-            and last[1] is job.state
-            and now - last[0] < self.bot.settings.card_edit_interval_seconds
-        ):
-            return
-        self._last_edit[job.id] = (now, job.state)
-        if job.state.is_terminal:
-            self._last_edit.pop(job.id, None)
+        # At most one edit per card per interval, so a busy poller cannot run into Discord's
+        # rate limits. What the interval holds back is drawn when it has passed
+        # (`redraws_due`); an ending is never held back.
+        if last is not None and not job.state.is_terminal:
+            if last[1] == drawn:
+                self._held.pop(job.id, None)
+                return
+            if now - last[0] < self.bot.settings.card_edit_interval_seconds:
+                self._held[job.id] = job
+                return
+        self._held.pop(job.id, None)
+        self._last_edit[job.id] = (now, drawn)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
-            await channel.get_partial_message(job.card_message_id).edit(embed=job_card(job))
+            await channel.get_partial_message(job.card_message_id).edit(
+                embed=job_card(job), allowed_mentions=discord.AllowedMentions.none()
+            )
         except discord.HTTPException as error:
             log.info("job %s: card not updated (%s %s)", job.id, error.status, error.code)
+            if error.status == 429 or error.status >= 500:
+                self._retry_edit_later(job, now)
+                return
+        except CONNECTION_ERRORS as error:
+            log.info("job %s: card not updated (%r)", job.id, error)
+            self._retry_edit_later(job, now)
+            return
+        if job.state.is_terminal:
+            self._last_edit.pop(job.id, None)  # nothing more will be drawn on this card
+
+    def _retry_edit_later(self, job: Job, now: float) -> None:
+        self._last_edit[job.id] = (now, None)
+        self._held.setdefault(job.id, job)  # unless a newer state is already waiting
+
+    def redraws_due(self) -> list[Job]:
+        interval = self.bot.settings.card_edit_interval_seconds
+        now = time.monotonic()
+        return [
+            job
+            for job_id, job in self._held.items()
+            if now - self._last_edit.get(job_id, (0.0, None))[0] >= interval
+        ]
 
     # --- delivery -------------------------------------------------------------------------
 
@@ -189,65 +224,69 @@ class DiscordDelivery:
             earlier = None  # no Read Message History here: the message nonce still guards
         except discord.HTTPException as error:
             return DeliveryOutcome.retry(f"Discord {error.status} while checking history")
+        except CONNECTION_ERRORS as error:
+            return DeliveryOutcome.retry(
+                f"no answer from Discord while checking history ({error!r})"
+            )
         if earlier is not None:
             log.info("job %s: already posted as message %s", job.id, earlier)
             return DeliveryOutcome.delivered(earlier)
 
         guild = self.bot.get_guild(job.guild_id)
         limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        limit = min(limit, self.bot.settings.max_video_bytes)
         try:
             return await self._post_in_channel(channel, job, limit)
         except (discord.NotFound, discord.Forbidden):
             return await self._deliver_by_dm(job, "I could not post in the channel you used.")
         except discord.HTTPException as error:
             return DeliveryOutcome.retry(f"Discord {error.status}/{error.code}")
+        except CONNECTION_ERRORS as error:
+            # The post may have landed: the next attempt finds it (history) or Discord
+            # hands it back (nonce) instead of posting it twice.
+            return DeliveryOutcome.retry(f"no answer from Discord while posting ({error!r})")
 
     async def _post_in_channel(
         self, channel: discord.PartialMessageable, job: Job, limit: int
     ) -> DeliveryOutcome:
-        reference = (
-            discord.MessageReference(
-                message_id=job.card_message_id,
-                channel_id=job.channel_id,
-                fail_if_not_exists=False,
-            )
-            if job.card_message_id
-            else None
-        )
         headline = f"<@{job.user_id}> your video is ready · job #{job.id}"
-        common = {
-            "allowed_mentions": requester_only(job.user_id),
-            "nonce": f"vidu-job-{job.id}",
-            "view": result_view(job.id),
-        }
-        if reference is not None:
-            common["reference"] = reference
+
+        async def post(content: str, file: discord.File | None = None) -> discord.Message:
+            extra: dict[str, Any] = {}
+            if file is not None:
+                extra["file"] = file
+            if job.card_message_id:
+                extra["reference"] = discord.MessageReference(
+                    message_id=job.card_message_id,
+                    channel_id=job.channel_id,
+                    fail_if_not_exists=False,
+                )
+            # One nonce for every form of this post: Discord hands back the first that landed.
+            return await channel.send(
+                content,
+                allowed_mentions=requester_only(job.user_id),
+                nonce=f"vidu-job-{job.id}",
+                view=result_view(job.id),
+                **extra,
+            )
+
+        link = (
+            f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
+            f"{expiry_text(job)}"
+        )
         try:
             download = await self.bot.api.download(job.result_url or "", max_bytes=limit)
         except DownloadTooLargeError:
-            message = await channel.send(
-                f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
-                f"{expiry_text(job)}",
-                **common,
-            )
-            return DeliveryOutcome.delivered(message.id)
+            return DeliveryOutcome.delivered((await post(link)).id)
         except VideoAPIError as error:
             return DeliveryOutcome.retry(f"download failed: {error}")
         try:
-            message = await channel.send(
-                headline,
-                file=discord.File(download.path, filename=f"vidu-job-{job.id}.mp4"),
-                **common,
-            )
+            file = discord.File(download.path, filename=f"vidu-job-{job.id}.mp4")
+            message = await post(headline, file)
         except discord.HTTPException as error:
-            if error.status == 413 or error.code == 40005:
-                message = await channel.send(
-                    f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
-                    f"{expiry_text(job)}",
-                    **common,
-                )
-            else:
+            if error.status != 413 and error.code != 40005:
                 raise
+            message = await post(link)
         finally:
             with contextlib.suppress(OSError):
                 download.path.unlink()
@@ -263,11 +302,12 @@ class DiscordDelivery:
         if me is None:
             return None
         after = discord.Object(job.card_message_id) if job.card_message_id else None
-        marker = f"job #{job.id}"
+        # "job #1" must not match the post of job #12.
+        marker = re.compile(rf"\bjob #{job.id}(?![0-9])")
         async for message in channel.history(limit=HISTORY_SCAN, after=after):
             if (
                 message.author.id == me.id
-                and marker in message.content
+                and marker.search(message.content)
                 and (message.attachments or "download it" in message.content)
             ):
                 return message.id
@@ -277,8 +317,12 @@ class DiscordDelivery:
         try:
             dm = await self.bot.create_dm(discord.Object(job.user_id))
             message = await dm.send(
-                f"Your video (job #{job.id}) is ready. {why}\n{job.result_url}\n{expiry_text(job)}"
+                f"Your video (job #{job.id}) is ready. {why}\n{job.result_url}\n{expiry_text(job)}",
+                # Not the channel post's nonce: Discord would hand that message back instead.
+                nonce=f"vidu-dm-{job.id}",
             )
+        except CONNECTION_ERRORS as error:
+            return DeliveryOutcome.retry(f"no answer from Discord on DM ({error!r})")
         except discord.HTTPException as error:
             if error.status >= 500 or error.status == 429:
                 return DeliveryOutcome.retry(f"Discord {error.status} on DM")

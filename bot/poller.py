@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from bot.api.errors import VideoAPIError
+from bot.delivery import DeliveryOutcome
 from storage.models import JobState
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0  # how often the database is asked for due jobs when nothing wakes us
+MIN_IDLE_SECONDS = 0.05  # ...or more often, when polls are meant to be closer than that
 BATCH = 50  # jobs read per tick; the rest wait for the next one
 
 
@@ -42,12 +44,21 @@ class Poller:
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.poll_concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Steps that must not be skipped but found their job busy: run when it is free.
+        self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        # A job is read at most this late: its next poll time is never closer than
+        # poll_min_seconds, so looking that often is enough.
+        self._idle = max(MIN_IDLE_SECONDS, min(IDLE_SECONDS, settings.poll_min_seconds))
 
     def wake(self) -> None:
         """Look at the database now (a job was just submitted)."""
         self._wake.set()
+
+    def announce(self, job: Job) -> None:
+        """Show a job's state to its member (e.g. a job settled while the bot was down)."""
+        self._spawn(job.id, self.delivery.job_changed, job)
 
     def stop(self) -> None:
         self._stopping = True
@@ -56,14 +67,15 @@ class Poller:
     async def run_forever(self) -> None:
         log.info("poller started")
         while not self._stopping:
+            # Cleared before the tick, so a wake() during it is not lost.
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("poller tick failed; carrying on")
             self._touch_health_file()
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
         await self.drain()
         log.info("poller stopped")
 
@@ -74,27 +86,53 @@ class Poller:
             _done, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
+            # A cancelled step rolls its transaction back; wait for that before anyone
+            # closes the database under it.
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def tick(self) -> None:
         """One pass over everything that is due. Starts work; does not wait for it."""
         for job in await self.service.expire_overdue():
-            self._spawn(job.id, self.delivery.job_changed, job)
+            # Reported once only: if the job is busy, redraw its card when the step ends.
+            self._spawn(job.id, self.delivery.job_changed, job, later=True)
         for job in await self.service.due_jobs(limit=BATCH):
             self._spawn(job.id, self.poll_job, job)
         for job in await self.service.pending_deliveries():
             self._spawn(job.id, self.deliver_job, job)
+        for job in self.delivery.redraws_due():
+            self._spawn(job.id, self.delivery.job_changed, job)
 
     async def run_once(self) -> None:
         """One tick, waiting for all the work it started (tests drive the poller with it)."""
         await self.tick()
         await self.drain(grace=60.0)
 
-    def _spawn(self, job_id: int, step: Callable[[Job], Awaitable[None]], job: Job) -> None:
-        if self._stopping or job_id in self._in_flight:
+    def _spawn(
+        self,
+        job_id: int,
+        step: Callable[[Job], Awaitable[None]],
+        job: Job,
+        *,
+        later: bool = False,
+    ) -> None:
+        if self._stopping:
+            return
+        if job_id in self._in_flight:
+            if later:
+                self._after.setdefault(job_id, []).append((step, job))
             return
         task = asyncio.create_task(self._guarded(step, job), name=f"job-{job_id}")
         self._in_flight[job_id] = task
-        task.add_done_callback(lambda _t: self._in_flight.pop(job_id, None))
+        task.add_done_callback(lambda _t: self._step_done(job_id))
+
+    def _step_done(self, job_id: int) -> None:
+        self._in_flight.pop(job_id, None)
+        waiting = self._after.pop(job_id, [])
+        if waiting:
+            step, job = waiting.pop(0)
+            self._spawn(job_id, step, job)
+            for step, job in waiting:
+                self._spawn(job_id, step, job, later=True)
 
     async def _guarded(self, step: Callable[[Job], Awaitable[None]], job: Job) -> None:
         async with self._slots:
@@ -116,7 +154,13 @@ class Poller:
             await self.deliver_job(job)
 
     async def deliver_job(self, job: Job) -> None:
-        outcome = await self.delivery.deliver(job)
+        try:
+            outcome = await self.delivery.deliver(job)
+        except Exception:
+            # Counted and spaced out like any failed attempt, so a delivery that keeps
+            # breaking ends as undeliverable instead of being retried every tick for ever.
+            log.exception("job %s: delivery failed unexpectedly", job.id)
+            outcome = DeliveryOutcome.retry("unexpected error")
         if outcome.kind == "delivered":
             assert outcome.message_id is not None
             job = await self.service.mark_delivered(job.id, outcome.message_id)

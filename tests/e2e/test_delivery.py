@@ -1,0 +1,496 @@
+"""The poller and delivery, end to end: every way a finished (or failed) video reaches a member.
+
+Each test runs `/video animate` through the real bot, lets the real background poller carry
+the job, and checks what the fake Discord recorded and what the job row and ledger say.
+Tests that must act between submission and result use a slow simulated task and end it with
+`sim.finish_task`, so nothing depends on a race.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.api.simulator import SimulatorConfig
+from storage.models import Job, JobState
+from tests.e2e.conftest import World, image
+from tests.fakediscord import StoredMessage
+from tests.fakediscord.models import RecordedRequest
+
+UPLOAD = "POST /channels/*/messages"
+HISTORY = "GET /channels/*/messages"
+TIMESTAMP = re.compile(r"<t:(\d+):R>")
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every branch here is an outcome the poller and delivery handle, never a crash."""
+    caplog.set_level(logging.WARNING)
+    yield
+    broken = [
+        r.getMessage()
+        for r in caplog.get_records("call")
+        if r.name.startswith(("bot.poller", "bot.delivery")) and r.levelno >= logging.ERROR
+    ]
+    assert broken == []
+
+
+def slow() -> SimulatorConfig:
+    """A task that only ends when the test calls `sim.finish_task`."""
+    return SimulatorConfig(task_seconds=600)
+
+
+def has_files(request: RecordedRequest) -> bool:
+    return bool(request.files)
+
+
+async def animate(world: World, prompt: str = "a cat waves", **options: Any) -> Job:
+    """Run `/video animate` as the member; return the job it made (QUEUED, card posted)."""
+    interaction = await world.slash(
+        "video animate", options={"prompt": prompt, **options}, attachments={"image": image()}
+    )
+    jobs = await world.jobs()
+    assert jobs, interaction.texts
+    job = jobs[0]
+    assert job.card_message_id is not None, interaction.texts
+    assert job.task_id is not None
+    return job
+
+
+def card_of(world: World, job: Job) -> StoredMessage:
+    assert job.card_message_id is not None
+    card = world.fake.message(job.card_message_id)
+    assert card is not None
+    return card
+
+
+def card_versions(card: StoredMessage) -> list[dict[str, Any]]:
+    """Every embed the card has shown, oldest first (the fake keeps each edit)."""
+    versions = [version["embeds"][0] for version in card.history if version.get("embeds")]
+    return [*versions, card.embeds[0]]
+
+
+def embed_text(embed: dict[str, Any]) -> str:
+    fields = "\n".join(f"{f['name']}: {f['value']}" for f in embed.get("fields", []))
+    return f"{embed.get('title', '')}\n{embed.get('description', '')}\n{fields}"
+
+
+def posts_of(world: World, job: Job) -> list[StoredMessage]:
+    """The bot's video posts for `job` (upload or link), in every channel and DM."""
+    marker = re.compile(rf"job #{job.id}(?![0-9])")
+    bot_id = world.fake.bot_user.id
+    return [
+        m
+        for m in world.fake.all_messages()
+        if m.author_id == bot_id
+        and not m.deleted
+        and not m.ephemeral
+        and marker.search(m.content)
+        and (m.files or "download it" in m.content or "is ready" in m.content)
+    ]
+
+
+def upload_requests(world: World) -> list[RecordedRequest]:
+    return [r for r in world.fake.find_requests(UPLOAD) if r.files]
+
+
+async def finished(world: World, job: Job, *states: JobState, timeout: float = 10.0) -> Job:
+    wanted = states or (JobState.DELIVERED,)
+    done = await world.wait_job(job.id, lambda j: j.state in wanted, timeout=timeout)
+    await world.fake.flush()
+    return done
+
+
+async def card_shows(world: World, job: Job, text: str, timeout: float = 5.0) -> StoredMessage:
+    card = card_of(world, job)
+    await world.fake.wait_until(
+        lambda: text in embed_text(card.embeds[0]), timeout, f"the card to show {text!r}"
+    )
+    return card
+
+
+async def ledger_kinds(world: World, job: Job) -> list[str]:
+    page = await world.core.service.ledger(world.guild.id, world.member.id, per_page=50)
+    return sorted(entry.kind for entry in page.entries if entry.job_id == job.id)
+
+
+# --- progress on the card --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.5)])
+async def test_card_follows_the_job_and_never_pings(world: World) -> None:
+    job = await animate(world, "hello <@&1> @everyone @here")
+    await finished(world, job)
+    card = await card_shows(world, job, "Done")
+
+    versions = card_versions(card)
+    titles = [v["title"] for v in versions]
+    assert titles[0].endswith("Queued") and titles[-1].endswith("Done"), titles
+    rendering = [embed_text(v) for v in versions if v["title"].endswith("Rendering")]
+    assert rendering, titles
+    percents = [int(p) for text in rendering for p in re.findall(r"(\d+)%", text)]
+    assert percents and all(0 < p < 100 for p in percents), rendering
+    assert percents == sorted(percents)
+    assert "charged" in embed_text(versions[-1])
+
+    # Edited through the ordinary message (not the interaction token), pinging nobody.
+    edits = world.fake.find_requests(f"PATCH /channels/{world.channel.id}/messages/{card.id}")
+    assert len(edits) == len(versions) - 1
+    for edit in edits:
+        mentions = edit.json.get("allowed_mentions")
+        assert mentions is not None and not mentions.get("parse") and not mentions.get("users")
+    assert card.pinged_user_ids == [] and card.pinged_role_ids == [] and not card.pings_everyone
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=2.0)])
+@pytest.mark.parametrize("settings_overrides", [{"card_edit_interval_seconds": 0.7}])
+async def test_progress_edits_are_throttled(world: World) -> None:
+    job = await animate(world)
+    await finished(world, job)
+    card = await card_shows(world, job, "Done")
+
+    edits = world.fake.find_requests(f"PATCH /channels/{world.channel.id}/messages/{card.id}")
+    titles = [e.json["embeds"][0]["title"] for e in edits]
+    assert titles[-1].endswith("Done"), titles
+    progress = [e for e in edits if not e.json["embeds"][0]["title"].endswith("Done")]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(progress)]
+    assert all(gap >= 0.7 - 0.05 for gap in gaps), gaps
+    reads = [r for r in world.sim.result_reads if r.query.get("task_id") == job.task_id]
+    assert len(reads) > len(progress), (len(reads), titles)
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.0)])
+@pytest.mark.parametrize("settings_overrides", [{"card_edit_interval_seconds": 60}])
+async def test_terminal_state_lands_inside_the_interval(world: World) -> None:
+    job = await animate(world)
+    await finished(world, job)
+    card = await card_shows(world, job, "Done")
+    edits = world.fake.find_requests(f"PATCH /channels/{world.channel.id}/messages/{card.id}")
+    # One progress edit, then nothing until the ending, which is never held back.
+    assert len(edits) == 2, [e.json["embeds"][0]["title"] for e in edits]
+    reads = [r for r in world.sim.result_reads if r.query.get("task_id") == job.task_id]
+    assert len(reads) >= 3
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.0)])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"card_edit_interval_seconds": 0.5, "delivery_retry_seconds": 0.3}]
+)
+async def test_a_held_back_state_is_drawn_once_the_interval_passes(world: World) -> None:
+    # The upload fails for a while: the card must not stay on "Rendering" meanwhile.
+    world.fake.fail(UPLOAD, 503, when=has_files, times=3)
+    job = await animate(world)
+    await finished(world, job, timeout=15)
+    card = await card_shows(world, job, "Done")
+
+    edits = world.fake.find_requests(f"PATCH /channels/{world.channel.id}/messages/{card.id}")
+    titles = [e.json["embeds"][0]["title"].split(" · ")[1] for e in edits]
+    assert titles[-2:] == ["Finished, posting the video", "Done"], titles
+    progress = edits[:-1]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(progress)]
+    assert all(gap >= 0.5 - 0.05 for gap in gaps), gaps
+
+
+# --- success ------------------------------------------------------------------------------------
+
+
+async def test_success_uploads_the_video_under_the_card(world: World) -> None:
+    before = await world.core.service.balance(world.guild.id, world.member.id)
+    job = await animate(world, "a dog, hi @everyone")
+    done = await finished(world, job)
+
+    [video] = posts_of(world, job)
+    assert video.channel_id == world.channel.id
+    assert video.reply_to == job.card_message_id
+    assert video.pinged_user_ids == [world.member.id]
+    assert video.pinged_role_ids == [] and not video.pings_everyone
+    assert len(video.files) == 1 and video.files[0].filename == f"vidu-job-{job.id}.mp4"
+    assert b"ftyp" in video.files[0].data[:16]
+    assert video.component(f"reroll:{job.id}")["label"] == "Re-roll"
+    assert len(upload_requests(world)) == 1
+
+    assert done.delivered_message_id == video.id
+    assert done.finished_at is not None
+    after = await world.core.service.balance(world.guild.id, world.member.id)
+    assert after.held == 0 and after.used == before.used + job.price
+    assert after.available == (before.available or 0) - job.price
+    assert await ledger_kinds(world, job) == ["commit", "hold"]
+    await card_shows(world, job, "Done")
+
+
+# --- too large ----------------------------------------------------------------------------------
+
+
+def assert_link_post(world: World, job: Job, post: StoredMessage) -> None:
+    assert job.result_url and job.result_url in post.content
+    assert "download it" in post.content and not post.files
+    [stamp] = TIMESTAMP.findall(post.content)
+    assert job.result_expires_at is not None
+    assert int(stamp) == int(job.result_expires_at.timestamp())
+    assert post.pinged_user_ids == [world.member.id] and not post.pings_everyone
+
+
+async def test_upload_refused_as_too_large_posts_the_link(world: World) -> None:
+    world.fake.fail(UPLOAD, 413, when=has_files)
+    job = await animate(world)
+    done = await finished(world, job)
+
+    [post] = posts_of(world, job)
+    assert_link_post(world, done, post)
+    assert post.channel_id == world.channel.id and post.reply_to == job.card_message_id
+    assert post.component(f"reroll:{job.id}")
+    refused = upload_requests(world)
+    assert [r.status for r in refused] == [413]
+    assert refused[0].response["code"] == 40005
+    assert done.delivered_message_id == post.id
+
+
+@pytest.mark.parametrize(
+    ("sim_config", "settings_overrides"),
+    [
+        # Over the server's 10 MiB (an unboosted guild): known from the announced length.
+        (SimulatorConfig(task_seconds=0.3, video_bytes=10 * 1024 * 1024 + 1), {}),
+        # Under the server's limit but over what the operator lets the bot download.
+        (SimulatorConfig(task_seconds=0.3), {"max_video_bytes": 1024}),
+    ],
+    ids=["over-guild-limit", "over-max-video-bytes"],
+)
+async def test_video_over_the_limit_is_linked_without_uploading(world: World) -> None:
+    assert world.guild.upload_limit == 10 * 1024 * 1024
+    job = await animate(world)
+    done = await finished(world, job)
+
+    [post] = posts_of(world, job)
+    assert_link_post(world, done, post)
+    assert upload_requests(world) == []
+    assert done.delivered_message_id == post.id
+
+
+# --- channel gone, no permission, DMs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+@pytest.mark.parametrize("how", ["channel deleted", "403 on upload"])
+async def test_no_way_into_the_channel_sends_the_link_by_dm(world: World, how: str) -> None:
+    job = await animate(world)
+    if how == "channel deleted":
+        world.fake.delete_channel(world.channel.id)
+    else:
+        world.fake.fail(UPLOAD, 403, when=has_files)
+    world.sim.finish_task(job.task_id or "")
+    done = await finished(world, job)
+
+    [dm] = world.fake.dms(world.member)
+    assert done.result_url and done.result_url in dm.content
+    assert f"job #{job.id}" in dm.content
+    [stamp] = TIMESTAMP.findall(dm.content)
+    assert done.result_expires_at is not None
+    assert int(stamp) == int(done.result_expires_at.timestamp())
+    assert done.delivered_message_id == dm.id
+    assert [p.id for p in posts_of(world, job)] == [dm.id]
+    if how == "403 on upload":
+        assert [r.status for r in upload_requests(world)] == [403]
+    else:
+        assert upload_requests(world) == []
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+@pytest.mark.parametrize("how", ["channel deleted", "403 on upload"])
+async def test_dm_refused_too_leaves_the_video_in_history(world: World, how: str) -> None:
+    world.member.user.accepts_dms = False
+    job = await animate(world)
+    if how == "channel deleted":
+        world.fake.delete_channel(world.channel.id)
+    else:
+        world.fake.fail(UPLOAD, 403, when=has_files, times=None)
+    world.sim.finish_task(job.task_id or "")
+    done = await finished(world, job, JobState.UNDELIVERABLE)
+
+    assert done.failure_reason and "/video history" in done.failure_reason
+    assert posts_of(world, job) == []
+    dm_tries = world.fake.find_requests("POST /channels/*/messages")
+    assert any(r.status == 403 and r.response["code"] == 50007 for r in dm_tries)
+    # Made, so charged: the member has the video, by link.
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.held == 0 and balance.used == job.price
+    if how == "403 on upload":
+        await card_shows(world, job, "could not post it")
+
+    history = await world.slash("video history", channel=world.other_channel)
+    assert history.last_message is not None
+    text = history.last_message.text
+    assert f"#{job.id}" in text and "undeliverable" in text
+    assert f"[video]({done.result_url})" in text
+
+
+# --- Discord trouble that passes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "status"),
+    [(UPLOAD, 503), (UPLOAD, 500), (HISTORY, 503), (UPLOAD, 429)],
+    ids=["upload-503", "upload-500", "history-503", "upload-429"],
+)
+async def test_discord_trouble_is_retried_and_delivers_once(
+    world: World, route: str, status: int
+) -> None:
+    world.fake.fail(
+        route, status, retry_after=0.2, when=has_files if route == UPLOAD else None, times=1
+    )
+    job = await animate(world)
+    done = await finished(world, job, timeout=15)
+
+    [video] = posts_of(world, job)
+    assert video.files and done.delivered_message_id == video.id
+    failed = [r for r in world.fake.find_requests(route) if r.status == status]
+    assert len(failed) == 1
+    uploads = upload_requests(world)
+    if status in (503,):
+        # Our own retry, a delivery attempt later (counted on the job).
+        assert done.attempts == 1
+    if route == UPLOAD:
+        # discord.py retries 500 and 429 itself; a 503 comes back to us. Either way, twice.
+        assert [r.status for r in uploads] == [status, 200]
+    else:
+        assert [r.status for r in uploads] == [200]
+
+
+async def test_a_card_edit_that_fails_is_made_again(world: World) -> None:
+    def final_edit(request: RecordedRequest) -> bool:
+        embeds = (request.json or {}).get("embeds") or [{}]
+        return str(embeds[0].get("title", "")).endswith("Done")
+
+    world.fake.fail("PATCH /channels/*/messages/*", 503, when=final_edit)
+    job = await animate(world)
+    await finished(world, job)
+    card = await card_shows(world, job, "Done")
+    finals = world.fake.find_requests(f"PATCH /channels/*/messages/{card.id}")
+    assert [r.status for r in finals if final_edit(r)] == [503, 200]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 0.01}])
+async def test_posting_that_keeps_failing_ends_undeliverable(world: World) -> None:
+    world.fake.fail(UPLOAD, 503, when=has_files, times=None)
+    job = await animate(world)
+    done = await finished(world, job, JobState.UNDELIVERABLE, timeout=20)
+    assert done.failure_reason and "kept failing" in done.failure_reason
+    assert len(upload_requests(world)) == 20  # MAX_DELIVERY_ATTEMPTS, then it stops
+    await card_shows(world, job, "could not post it")
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.used == job.price and balance.held == 0
+
+
+@pytest.mark.parametrize("history_readable", [True, False], ids=["history", "nonce"])
+async def test_crash_during_upload_posts_the_video_once(
+    world: World, history_readable: bool
+) -> None:
+    # The upload lands, then the socket closes before the answer: the bot cannot tell.
+    world.fake.drop_connection(UPLOAD, when=has_files)
+    if not history_readable:
+        # No Read Message History: only the message nonce can stop a second post.
+        world.fake.fail(HISTORY, 403, times=None)
+    job = await animate(world)
+    done = await finished(world, job, timeout=15)
+
+    [video] = posts_of(world, job)
+    assert video.files and done.delivered_message_id == video.id
+    uploads = upload_requests(world)
+    assert uploads[0].status is None  # dropped
+    if history_readable:
+        assert len(uploads) == 1  # found in the channel's history; not sent again
+    else:
+        assert len(uploads) == 2 and uploads[1].response["id"] == str(video.id)
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.used == job.price and balance.held == 0
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+async def test_another_jobs_post_is_not_taken_for_this_one(world: World) -> None:
+    # A post of job #1x after the card must not count as job #1's video.
+    job = await animate(world)
+    assert job.id == 1
+    decoy = world.fake.add_message(
+        world.channel.id,
+        world.fake.bot_user.id,
+        f"<@{world.member.id}> your video is ready · job #12\n"
+        "It is too large to upload here; download it: https://example.invalid/v.mp4",
+    )
+    world.sim.finish_task(job.task_id or "")
+    done = await finished(world, job)
+    [video] = posts_of(world, job)
+    assert video.files and done.delivered_message_id == video.id != decoy.id
+
+
+# --- the API says no ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (None, "did not pass content moderation"),
+        ("ILLEGAL_IMAGE_CONTENT", "refused the image (content policy)"),
+    ],
+    ids=["fail-word", "fail-next-task"],
+)
+async def test_api_failure_is_explained_and_credits_returned(
+    world: World, reason: str | None, words: str
+) -> None:
+    if reason is None:
+        job = await animate(world, "a forbidden dance")
+    else:
+        world.sim.fail_next_task(reason)
+        job = await animate(world)
+    held = await world.core.service.balance(world.guild.id, world.member.id)
+    assert held.held == job.price
+    done = await finished(world, job, JobState.FAILED)
+
+    assert done.failure_reason and words in done.failure_reason
+    card = await card_shows(world, job, "Failed")
+    text = embed_text(card.embeds[0])
+    assert words in text and f"The {job.price} credits were returned to you." in text
+    assert f"{job.price} credits (returned)" in text
+    assert card.pinged_user_ids == []
+    assert posts_of(world, job) == [] and world.fake.dms(world.member) == []
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.held == 0 and balance.used == 0 and balance.available == 100
+    assert await ledger_kinds(world, job) == ["hold", "release"]
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+@pytest.mark.parametrize("settings_overrides", [{"job_timeout_minutes": 0.01}])
+async def test_job_without_an_answer_expires(world: World) -> None:
+    job = await animate(world)
+    done = await finished(world, job, JobState.EXPIRED)
+
+    card = await card_shows(world, job, "Timed out")
+    text = embed_text(card.embeds[0])
+    assert "gave no result" in text and "credits were returned" in text
+    assert done.failure_reason and "returned" in done.failure_reason
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.held == 0 and balance.used == 0
+    assert await ledger_kinds(world, job) == ["hold", "release"]
+    assert posts_of(world, job) == []
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+async def test_one_failing_job_does_not_stop_the_others(world: World) -> None:
+    lost = await animate(world, "first")
+    fine = await animate(world, "second")
+    world.sim.forget_task(lost.task_id or "")  # the service answers TASK_NOT_FOUND from now on
+    world.sim.finish_task(fine.task_id or "")
+
+    failed = await finished(world, lost, JobState.FAILED)
+    delivered = await finished(world, fine)
+    assert failed.failure_reason
+    await card_shows(world, lost, "credits were returned")
+    [video] = posts_of(world, fine)
+    assert delivered.delivered_message_id == video.id and posts_of(world, failed) == []
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.used == fine.price and balance.held == 0
+    assert world.bot.poller is not None and world.bot._poller_task is not None
+    assert not world.bot._poller_task.done()
