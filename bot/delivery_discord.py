@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
-from bot.api.errors import DownloadTooLargeError, VideoAPIError
+from bot.api.errors import DownloadTooLargeError, TaskNotFoundError, VideoAPIError
 from bot.catalog import CATALOG
 from bot.delivery import DeliveryOutcome
 from storage.models import JobState
@@ -141,6 +141,11 @@ def result_view(job_id: int) -> discord.ui.View:
     return view
 
 
+def link_expired(job: Job, margin: float = 60.0) -> bool:
+    expires = job.result_expires_at
+    return expires is not None and expires <= discord.utils.utcnow() + dt.timedelta(seconds=margin)
+
+
 def expiry_text(job: Job) -> str:
     if job.result_expires_at is None:
         return "The link may expire soon."
@@ -232,9 +237,16 @@ class DiscordDelivery:
             log.info("job %s: already posted as message %s", job.id, earlier)
             return DeliveryOutcome.delivered(earlier)
 
-        guild = self.bot.get_guild(job.guild_id)
-        limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-        limit = min(limit, self.bot.settings.max_video_bytes)
+        if link_expired(job):
+            try:
+                job = await self._renew_link(job)
+            except VideoAPIError as error:
+                if isinstance(error, TaskNotFoundError):
+                    return DeliveryOutcome.undeliverable(
+                        "The video's link expired before it could be posted."
+                    )
+                return DeliveryOutcome.retry(f"could not renew the video link: {error}")
+        limit = min(self.upload_limit(job.guild_id), self.bot.settings.max_video_bytes)
         try:
             return await self._post_in_channel(channel, job, limit)
         except (discord.NotFound, discord.Forbidden):
@@ -245,6 +257,22 @@ class DiscordDelivery:
             # The post may have landed: the next attempt finds it (history) or Discord
             # hands it back (nonce) instead of posting it twice.
             return DeliveryOutcome.retry(f"no answer from Discord while posting ({error!r})")
+
+    def upload_limit(self, guild_id: int) -> int:
+        """The largest file this guild accepts: as Discord last told us, else by boost tier."""
+        known = self.bot.upload_limits.get(guild_id)
+        if known:
+            return known
+        guild = self.bot.get_guild(guild_id)
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def _renew_link(self, job: Job) -> Job:
+        """Ask the video service for a fresh signed link to a finished video."""
+        assert job.task_id is not None
+        result = await self.bot.api.task_result(job.task_id)
+        renewed = await self.bot.service.renew_result_link(job.id, result)
+        log.info("job %s: video link renewed", job.id)
+        return renewed
 
     async def _post_in_channel(
         self, channel: discord.PartialMessageable, job: Job, limit: int

@@ -131,6 +131,8 @@ class VideoBot(commands.Bot):
         self.force_sync = force_sync
         self.sync_only = sync_only
         self.poller: Poller | None = None
+        # What each guild accepts per file, as its latest interaction said (boosts change it).
+        self.upload_limits: dict[int, int] = {}
         self._poller_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:

@@ -130,6 +130,9 @@ class SubmitRequest:
     reroll_of: int | None = None
 
 
+RESULT_STATES = frozenset({JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE})
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What `recover` did: jobs it settled as LOST (their members should hear so), and jobs
@@ -729,6 +732,24 @@ class JobService:
             updated = await self._transition(store, job, state, now, **changes)
         self._log_transition(job.state, updated)
         return updated
+
+    async def renew_result_link(self, job_id: int, result: TaskResult) -> Job:
+        """Store a fresh link to a finished video (signed links expire; the video does not).
+
+        Only the link changes: the job stays where it is and no ledger row is written.
+        """
+        now = self._now()
+        video = result.video if result.succeeded else None
+        async with self._db.transaction() as store:
+            job = await store.get_job(job_id)
+            if job is None:
+                raise LookupError(f"no job {job_id}")
+            if video is None or not video.video_url or job.state not in RESULT_STATES:
+                return job
+            expires = now + timedelta(seconds=video.video_url_ttl) if video.video_url_ttl else None
+            return await store.update_job(
+                job.id, now, result_url=video.video_url, result_expires_at=expires
+            )
 
     async def retry_delivery_later(self, job_id: int, seconds: float) -> Job:
         now = self._now()

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     price_table: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description=(
-            'JSON: credits per second by model and resolution, e.g. '
+            "JSON: credits per second by model and resolution, e.g. "
             '{"vidu-q3-pro-i2v": {"540p": 4, "720p": 6, "1080p": 8}}; '
             "models left out keep the catalog's price"
         ),

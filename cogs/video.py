@@ -228,6 +228,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         """Charge, submit, and put up the public job card. Refusals raise UserFacingError."""
         assert interaction.guild_id is not None and interaction.channel_id is not None
         check_can_post(interaction)
+        self.bot.upload_limits[interaction.guild_id] = interaction.filesize_limit
         job = await self.bot.service.submit(
             SubmitRequest(
                 guild_id=interaction.guild_id,

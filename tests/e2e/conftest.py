@@ -65,7 +65,7 @@ def image(
     return AttachmentSpec(**values)
 
 
-def test_settings(tmp_path: Path, sim: Simulator, **overrides: Any) -> Settings:
+def world_settings(tmp_path: Path, sim: Simulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "_env_file": None,
         "discord_token": "fake-bot-token",
@@ -173,7 +173,7 @@ async def world(
         guild = fake.add_guild("Film Club", channels=("general", "off-topic"))
         member = fake.add_member(guild.id, "alice")
         moderator = fake.add_member(guild.id, "mod", permissions=MANAGE_GUILD)
-        settings = test_settings(tmp_path, sim, discord_token=fake.token, **settings_overrides)
+        settings = world_settings(tmp_path, sim, discord_token=fake.token, **settings_overrides)
         async with open_core(settings) as core:
             bot = build_bot(core)
             async with fake.running(bot):

@@ -27,7 +27,7 @@ from bot.runner import build_bot, open_core
 from storage import Database
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
-from tests.e2e.conftest import test_settings as settings_for
+from tests.e2e.conftest import world_settings as settings_for
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord, FakeGuild, FakeMember, StoredMessage
 from tests.fakediscord.models import RecordedRequest
 

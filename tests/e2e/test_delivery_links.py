@@ -1,0 +1,47 @@
+"""The video's signed link expires before delivery; the guild's upload limit comes from Discord."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.api.simulator import SimulatorConfig
+from storage.models import JobState
+from tests.e2e.conftest import World, image
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="1")])
+async def test_an_expiring_link_is_renewed_before_posting(world: World) -> None:
+    await world.slash("video animate", attachments={"image": image()})
+    video = await world.wait_message(lambda m: bool(m.files), timeout=15)
+    job = await world.wait_job(1, lambda j: j.state is JobState.DELIVERED)
+    assert job.delivered_message_id == video.id
+    reads = [r for r in world.sim.result_reads if r.query.get("task_id") == job.task_id]
+    # The read that found the video, then one more for a fresh link before downloading.
+    first_success = next(
+        i for i, r in enumerate(reads) if world.sim.tasks[job.task_id or ""].progress(r.at) >= 1
+    )
+    assert len(reads) >= first_success + 2
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="1")])
+async def test_a_link_that_cannot_be_renewed_ends_undeliverable(world: World) -> None:
+    # Uploads fail until the service has forgotten the task, then the link can't be renewed.
+    world.fake.fail("POST /channels/*/messages", 503, times=None)
+    await world.slash("video animate", attachments={"image": image()})
+    job = await world.wait_job(1, lambda j: j.state is JobState.SUCCEEDED)
+    world.sim.forget_task(job.task_id or "")
+    job = await world.wait_job(1, lambda j: j.state is JobState.UNDELIVERABLE, timeout=15)
+    assert job.failure_reason is not None and "expired" in job.failure_reason
+    assert (await world.core.service.balance(world.guild.id, world.member.id)).used == job.price
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_bytes=12 * MB)])
+async def test_upload_limit_is_taken_from_the_interaction(world: World) -> None:
+    """A server whose limit Discord reports as 25 MB gets the 12 MB file, not a link."""
+    world.guild.attachment_size_limit = 25 * MB  # the boost tier alone would say 10 MiB
+    await world.slash("video animate", attachments={"image": image()})
+    video = await world.wait_message(lambda m: "your video is ready" in m.text, timeout=15)
+    assert video.files and video.files[0].size == 12 * MB
+    assert "download it" not in video.text
