@@ -222,7 +222,7 @@ class DiscordDelivery:
             )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
-            earlier = await self._find_earlier_post(channel, job)
+            earlier = await self._find_earlier_post(channel, job, after=job.card_message_id)
         except discord.NotFound:
             return await self._deliver_by_dm(job, "The channel you used is gone.")
         except discord.Forbidden:
@@ -320,30 +320,32 @@ class DiscordDelivery:
                 download.path.unlink()
         return DeliveryOutcome.delivered(message.id)
 
-    async def _find_earlier_post(self, channel: discord.PartialMessageable, job: Job) -> int | None:
+    async def _find_earlier_post(
+        self, channel: discord.abc.Messageable, job: Job, after: int | None = None
+    ) -> int | None:
         """A post of this job's video made before a crash, if there is one.
 
         The nonce stops a repeat within Discord's few-minute window; this check covers a
-        restart that comes later than that.
+        restart that comes later than that. Only delivery posts name the job in their text
+        (the card's title is in its embed).
         """
         me = self.bot.user
         if me is None:
             return None
-        after = discord.Object(job.card_message_id) if job.card_message_id else None
         # "job #1" must not match the post of job #12.
         marker = re.compile(rf"\bjob #{job.id}(?![0-9])")
-        async for message in channel.history(limit=HISTORY_SCAN, after=after):
-            if (
-                message.author.id == me.id
-                and marker.search(message.content)
-                and (message.attachments or "download it" in message.content)
-            ):
+        start = discord.Object(after) if after else None
+        async for message in channel.history(limit=HISTORY_SCAN, after=start):
+            if message.author.id == me.id and marker.search(message.content):
                 return message.id
         return None
 
     async def _deliver_by_dm(self, job: Job, why: str) -> DeliveryOutcome:
         try:
             dm = await self.bot.create_dm(discord.Object(job.user_id))
+            earlier = await self._find_earlier_post(dm, job)
+            if earlier is not None:
+                return DeliveryOutcome.delivered(earlier)
             message = await dm.send(
                 f"Your video (job #{job.id}) is ready. {why}\n{job.result_url}\n{expiry_text(job)}",
                 # Not the channel post's nonce: Discord would hand that message back instead.

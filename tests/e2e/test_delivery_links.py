@@ -45,3 +45,18 @@ async def test_upload_limit_is_taken_from_the_interaction(world: World) -> None:
     video = await world.wait_message(lambda m: "your video is ready" in m.text, timeout=15)
     assert video.files and video.files[0].size == 12 * MB
     assert "download it" not in video.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 1.0}])
+async def test_a_dm_cut_off_is_not_sent_again_after_the_nonce_window(world: World) -> None:
+    dropped = world.fake.drop_connection(
+        "POST /channels/*/messages",
+        when=lambda request: "vidu-dm-" in str((request.json or {}).get("nonce", "")),
+    )
+    await world.slash("video animate", attachments={"image": image()})
+    world.fake.delete_channel(world.channel.id)
+    await world.fake.wait_until(lambda: dropped.hits > 0, timeout=15)
+    world.fake.advance(3600)  # far past Discord's nonce window before the bot retries
+    job = await world.wait_job(1, lambda j: j.state is JobState.DELIVERED, timeout=15)
+    [dm] = world.fake.dms(world.member)
+    assert job.delivered_message_id == dm.id
