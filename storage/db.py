@@ -255,7 +255,7 @@ class Database:
         """A write transaction (BEGIN IMMEDIATE), committed when the block ends normally and
         rolled back on any exception, cancellation included."""
         async with self._exclusive():
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._begin("BEGIN IMMEDIATE")
             try:
                 yield Store(self._conn, writable=True)
             except BaseException:
@@ -271,7 +271,7 @@ class Database:
     async def read(self) -> AsyncIterator[Store]:
         """A read-only snapshot (a deferred transaction, so several queries agree)."""
         async with self._exclusive():
-            await self._conn.execute("BEGIN")
+            await self._begin("BEGIN")
             try:
                 yield Store(self._conn, writable=False)
             finally:
@@ -301,6 +301,16 @@ class Database:
                 yield
             finally:
                 self._holder = None
+
+    async def _begin(self, sql: str) -> None:
+        # aiosqlite runs the statement on its own thread: a task cancelled while waiting for
+        # BEGIN leaves it to run anyway. Roll back behind it, or the next transaction on this
+        # shared connection would fail with "cannot start a transaction within a transaction".
+        try:
+            await asyncio.shield(self._execute(sql))
+        except asyncio.CancelledError:
+            await self._rollback()
+            raise
 
     async def _execute(self, sql: str) -> None:
         await self._conn.execute(sql)
