@@ -152,8 +152,22 @@ class VideoBot(commands.Bot):
         self.poller = Poller(self.service, self.api, delivery, self.settings)
         for job in recovery.lost:
             self.poller.announce(job)  # its card says the credits came back
-        self._poller_task = asyncio.create_task(self.poller.run_forever(), name="job-poller")
+        self._start_poller()
         await self.sync_commands(force=self.force_sync)
+
+    def _start_poller(self) -> None:
+        assert self.poller is not None
+        self._poller_task = asyncio.create_task(self.poller.run_forever(), name="job-poller")
+        self._poller_task.add_done_callback(self._poller_ended)
+
+    def _poller_ended(self, task: asyncio.Task[None]) -> None:
+        """The poller only ends when the bot closes; if it ever ends otherwise, say so loudly
+        and start it again, so jobs never silently stop moving."""
+        if self.is_closed() or (self.poller is not None and self.poller.stopping):
+            return
+        error = None if task.cancelled() else task.exception()
+        log.critical("the job poller stopped unexpectedly; restarting it", exc_info=error)
+        self._start_poller()
 
     async def _use_gateway_of(self, rest_base: str) -> None:
         """With a non-default REST base, connect to the gateway that base names.
@@ -198,8 +212,8 @@ class VideoBot(commands.Bot):
         if self._poller_task is not None:
             try:
                 await asyncio.wait_for(self._poller_task, timeout=15)
-            except (TimeoutError, asyncio.CancelledError):
-                self._poller_task.cancel()
+            except TimeoutError:
+                log.warning("the poller did not stop within 15 s; cancelled it")
             except Exception:
                 log.exception("the poller ended with an error")
         await super().close()

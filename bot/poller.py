@@ -60,6 +60,10 @@ class Poller:
         """Show a job's state to its member (e.g. a job settled while the bot was down)."""
         self._spawn(job.id, self.delivery.job_changed, job)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()

@@ -105,3 +105,20 @@ async def test_unexpected_error_shows_an_incident_id(
     incident = text.split("`")[1]
     [record] = [r for r in caplog.records if incident in r.getMessage()]
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+async def test_a_poller_that_dies_is_restarted(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    from storage.models import JobState
+    from tests.e2e.conftest import image
+
+    task = world.bot._poller_task
+    assert task is not None
+    with caplog.at_level(logging.CRITICAL, logger="bot.discord_app"):
+        task.cancel()
+        await asyncio.sleep(0.1)
+    assert world.bot._poller_task is not task and not world.bot._poller_task.done()
+    assert any("restarting" in r.getMessage() for r in caplog.records)
+    await world.slash("video animate", attachments={"image": image()})
+    await world.wait_job(1, lambda j: j.state is JobState.DELIVERED, timeout=15)
