@@ -69,6 +69,14 @@ class Download:
     content_type: str
 
 
+def describe(exc: BaseException) -> str:
+    """An aiohttp error for a log line: its class and message, never its repr.
+
+    The repr of some aiohttp errors carries the request headers, `Authorization` included.
+    """
+    return f"{type(exc).__name__}: {exc}"
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -253,7 +261,7 @@ class VideoAPI:
                     "POST", model.path, body=body, seconds=self.submit_timeout
                 )
             except aiohttp.ClientConnectorError as exc:
-                error = APIConnectionError(f"{what}: could not connect: {exc}")
+                error = APIConnectionError(f"{what}: could not connect: {describe(exc)}")
             except TimeoutError as exc:
                 cause: VideoAPIError = APITimeoutError(
                     f"{what}: no answer within {self.submit_timeout:g} s"
@@ -262,7 +270,7 @@ class VideoAPI:
                     f"{what}: timed out; the task may exist", cause=cause
                 ) from exc
             except aiohttp.ClientError as exc:
-                cause = APIConnectionError(f"{what}: connection broke: {exc!r}")
+                cause = APIConnectionError(f"{what}: connection broke: {describe(exc)}")
                 raise SubmissionOutcomeUnknown(
                     f"{what}: connection broke; the task may exist", cause=cause
                 ) from exc
@@ -319,7 +327,7 @@ class VideoAPI:
                 error = APITimeoutError(f"{what}: no answer within {self.request_timeout:g} s")
                 error.__cause__ = exc
             except aiohttp.ClientError as exc:
-                error = APIConnectionError(f"{what}: {exc!r}")
+                error = APIConnectionError(f"{what}: {describe(exc)}")
                 error.__cause__ = exc
             else:
                 if 200 <= status < 300:
@@ -364,7 +372,7 @@ class VideoAPI:
                 error = APITimeoutError(f"download stalled for {self.request_timeout:g} s")
                 error.__cause__ = exc
             except aiohttp.ClientError as exc:
-                error = APIConnectionError(f"download failed: {exc!r}")
+                error = APIConnectionError(f"download failed: {describe(exc)}")
                 error.__cause__ = exc
             except DownloadError as exc:
                 if exc.status is None or exc.status < 500:
