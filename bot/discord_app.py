@@ -8,10 +8,12 @@ and keeps the command tree in sync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
@@ -32,11 +34,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.video", "cogs.quota", "cogs.server_settings")
+SHUTDOWN_GRACE_SECONDS = 20.0  # how long running commands may take to finish at shutdown
+RESTARTING = "I am restarting. Try again in a minute; nothing was charged."
 COMMAND_HASH_KEY = "command_tree_hash"
 
 
 class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
     """One place that turns every error of every command into words for the member."""
+
+    async def interaction_check(self, interaction: discord.Interaction[VideoBot], /) -> bool:
+        """Once shutdown has begun, take no new commands (they would be cut off mid-way)."""
+        if interaction.client.closing:
+            await send_ephemeral(interaction, RESTARTING)
+            return False
+        return True
+
+    async def _call(self, interaction: discord.Interaction[VideoBot]) -> None:
+        # discord.py runs each command in a task of its own and never waits for it; counting
+        # them lets shutdown wait until running commands have finished what they started.
+        async with interaction.client.handling():
+            await super()._call(interaction)
 
     async def on_error(
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
@@ -51,12 +68,19 @@ class VideoCommandTree(app_commands.CommandTree["VideoBot"]):
         original = getattr(error, "original", error)
         if isinstance(original, UserFacingError):
             return original.message
-        if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-            return "Only moderators (Manage Server) can use this command."
         if isinstance(error, app_commands.NoPrivateMessage):
             return "This command works only in a server."
         if isinstance(error, app_commands.CommandOnCooldown):
             return f"Slow down: try again in {error.retry_after:.0f} s."
+        if isinstance(error, app_commands.BotMissingPermissions):
+            missing = ", ".join(
+                name.replace("_", " ").title() for name in error.missing_permissions
+            )
+            return f"I am missing a permission here: {missing}."
+        if isinstance(error, app_commands.MissingPermissions):
+            return "Only moderators (Manage Server) can use this command."
+        if isinstance(error, app_commands.CheckFailure):
+            return "You can't use this command here."
         if isinstance(error, app_commands.TransformerError):
             return f"`{error.value}` is not a valid value here."
         if isinstance(original, discord.Forbidden):
@@ -131,6 +155,10 @@ class VideoBot(commands.Bot):
         self.force_sync = force_sync
         self.sync_only = sync_only
         self.poller: Poller | None = None
+        self.closing = False
+        self._commands_running = 0
+        self._commands_idle = asyncio.Event()
+        self._commands_idle.set()
         # What each guild accepts per file, as its latest interaction said (boosts change it).
         self.upload_limits: dict[int, int] = {}
         self._poller_task: asyncio.Task[None] | None = None
@@ -205,8 +233,27 @@ class VideoBot(commands.Bot):
         )
         return True
 
+    @contextlib.asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Mark a command or button handler as running (shutdown waits for it)."""
+        self._commands_running += 1
+        self._commands_idle.clear()
+        try:
+            yield
+        finally:
+            self._commands_running -= 1
+            if self._commands_running == 0:
+                self._commands_idle.set()
+
     async def close(self) -> None:
-        # Stop the poller first: it finishes the database write it is in, never half of one.
+        # Order matters: stop taking commands, let running ones finish (a submission in
+        # flight records its task id), stop the poller (it ends its current database write),
+        # and only then disconnect; the runner closes the API session and database after.
+        self.closing = True
+        try:
+            await asyncio.wait_for(self._commands_idle.wait(), timeout=SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("%d command(s) still running at shutdown", self._commands_running)
         if self.poller is not None:
             self.poller.stop()
         if self._poller_task is not None:

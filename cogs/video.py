@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.catalog import models_of_kind
 from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card
-from bot.discord_app import report_error
+from bot.discord_app import RESTARTING, report_error, send_ephemeral
 from bot.errors import UserFacingError
 from bot.inputs import (
     AttachedFile,
@@ -436,10 +436,14 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=RERO
         cog = interaction.client.get_cog(Video.__cog_name__)
         if not isinstance(cog, Video):
             return
-        try:
-            await cog.reroll(interaction, self.job_id)
-        except Exception as error:
-            await report_error(interaction, error)
+        if interaction.client.closing:
+            await send_ephemeral(interaction, RESTARTING)
+            return
+        async with interaction.client.handling():
+            try:
+                await cog.reroll(interaction, self.job_id)
+            except Exception as error:
+                await report_error(interaction, error)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -122,3 +122,35 @@ async def test_a_poller_that_dies_is_restarted(
     assert any("restarting" in r.getMessage() for r in caplog.records)
     await world.slash("video animate", attachments={"image": image()})
     await world.wait_job(1, lambda j: j.state is JobState.DELIVERED, timeout=15)
+
+
+async def test_shutdown_takes_no_new_commands_and_lets_a_submission_finish(world: World) -> None:
+    from storage.models import JobState
+    from tests.e2e.conftest import image
+
+    world.sim.delay_next("submit", seconds=1.0)
+    first = await world.fake.invoke_slash(
+        world.guild.id,
+        world.channel.id,
+        world.member,
+        "video animate",
+        attachments={"image": image()},
+    )
+    await world.fake.wait_until(lambda: len(world.sim.submissions) == 1, timeout=5)
+    closing = asyncio.create_task(world.bot.close())
+    await asyncio.sleep(0.1)
+    late = await world.fake.invoke_slash(
+        world.guild.id,
+        world.channel.id,
+        world.member,
+        "video animate",
+        attachments={"image": image()},
+    )
+    await late.wait_message(timeout=5)
+    assert "restarting" in " ".join(late.texts)
+    await asyncio.wait_for(closing, timeout=30)
+    # The submission in flight when shutdown began was recorded, not cut off.
+    [job] = await world.jobs()
+    assert job.state is JobState.QUEUED and job.task_id is not None
+    assert "Job #1" in " ".join(first.texts)
+    assert len(world.sim.submissions) == 1
