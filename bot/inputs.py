@@ -17,11 +17,11 @@ from bot.api.models import (
     IMAGE_MAX_ASPECT,
     IMAGE_MAX_BYTES,
     IMAGE_MIN_SIDE,
+    SUBJECT_MENTION,
 )
 from bot.errors import UserFacingError
 
 MB = 1024 * 1024
-SUBJECT_REFERENCE = re.compile(r"@(\d+)")
 VOICE_PAIR = re.compile(r"^(\d+)\s*[=:]\s*([A-Za-z0-9_.\-]{1,64})$")
 
 
@@ -95,7 +95,7 @@ def check_audio(file: AttachedFile) -> None:
 
 def check_subject_references(prompt: str, subjects: set[int]) -> None:
     """Every `@N` in a reference prompt must name a subject that is attached."""
-    named = {int(number) for number in SUBJECT_REFERENCE.findall(prompt)}
+    named = {int(number) for number in SUBJECT_MENTION.findall(prompt)}
     missing = sorted(named - subjects)
     if missing:
         names = ", ".join(f"@{n}" for n in missing)

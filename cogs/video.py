@@ -83,6 +83,7 @@ def without_none(**values: Any) -> dict[str, Any]:
 class Video(commands.GroupCog, group_name="video", group_description="Make videos with Vidu"):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
+        self._rerolling: set[tuple[int, int]] = set()  # (job, member) re-rolls being submitted
         super().__init__()
 
     async def cog_load(self) -> None:
@@ -245,32 +246,46 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
                 f"{job.failure_reason or 'The video service refused this request.'} "
                 "No credits were spent."
             )
+        # From here the job exists and its credits are held: whatever fails below must not
+        # tell the member to try again (that would pay for a second video).
         card_link = await self.post_card(interaction, job)
         if self.bot.poller is not None:
             self.bot.poller.wake()
-        balance = await self.bot.service.balance(interaction.guild_id, interaction.user.id)
-        left = "unlimited" if balance.available is None else f"{balance.available} credits"
-        lines = [f"Job #{job.id} is on its way: {job.price} credits held, {left} left."]
+        lines = [f"Job #{job.id} is on its way: {job.price} credits held."]
+        try:
+            balance = await self.bot.service.balance(interaction.guild_id, interaction.user.id)
+            left = "unlimited" if balance.available is None else f"{balance.available} credits"
+            lines[0] = f"Job #{job.id} is on its way: {job.price} credits held, {left} left."
+        except Exception:
+            log.exception("job %s: balance not shown", job.id)
         if job.state is JobState.SUBMITTING and job.failure_reason:
             lines.append(job.failure_reason)
         lines.append(
             f"Follow it on its card: {card_link}"
             if card_link
-            else "I cannot post in this channel, so I will send you the video directly."
+            else "I could not put up its card here, so I will tell you by direct message."
         )
-        await interaction.followup.send("\n".join(lines), ephemeral=True)
+        try:
+            await interaction.followup.send("\n".join(lines), ephemeral=True)
+        except discord.HTTPException:
+            log.warning("job %s: submitted, but the confirmation did not reach the member", job.id)
         return job
 
     async def post_card(self, interaction: discord.Interaction[VideoBot], job: Job) -> str | None:
+        """Put up the job's public card; None if it could not be posted."""
         channel = interaction.channel
         if not isinstance(channel, discord.abc.Messageable):
             return None
         try:
             card = await channel.send(embed=job_card(job))
-        except discord.HTTPException as error:
-            log.info("job %s: no card in channel %s (%s)", job.id, job.channel_id, error.status)
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+            log.info("job %s: no card in channel %s (%r)", job.id, job.channel_id, error)
             return None
-        await self.bot.service.attach_card(job.id, card.id)
+        attached = await self.bot.service.attach_card(job.id, card.id)
+        # The poller may have moved the job while the card was being posted, before it had a
+        # card to draw on: draw the state it has now.
+        if attached.state is not job.state and self.bot.poller is not None:
+            self.bot.poller.announce(attached)
         return card.jump_url
 
     # --- following videos -----------------------------------------------------------------
@@ -279,6 +294,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
     @app_commands.describe(job="the job number (start typing to pick a recent one)")
     async def status(self, interaction: discord.Interaction[VideoBot], job: int) -> None:
         assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True)
         moderator = is_moderator(interaction)
         found = await self.bot.service.status(
             job, interaction.guild_id, interaction.user.id, moderator
@@ -286,7 +302,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         text = None
         if found.result_url and found.state in {JobState.DELIVERED, JobState.UNDELIVERABLE}:
             text = f"Video: {found.result_url}\n{expiry_text(found)}"
-        await interaction.response.send_message(text, embed=job_card(found), ephemeral=True)
+        await interaction.followup.send(text or "", embed=job_card(found), ephemeral=True)
 
     @status.autocomplete("job")
     async def status_job_autocomplete(
@@ -305,21 +321,33 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
     @app_commands.command(name="history", description="Your recent video jobs")
     async def history(self, interaction: discord.Interaction[VideoBot]) -> None:
         assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True)
         jobs = await self.bot.service.history(interaction.guild_id, interaction.user.id, limit=10)
         if not jobs:
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 "You have no video jobs here yet. Try `/video animate`.", ephemeral=True
             )
             return
         lines = [history_line(job) for job in jobs]
         embed = discord.Embed(title="Your recent videos", description="\n".join(lines)[:4000])
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
     # --- re-roll --------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction[VideoBot], job_id: int) -> None:
         """Same request, new seed, charged to whoever clicked."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        click = (job_id, interaction.user.id)
+        if click in self._rerolling:
+            # A double click must not pay for two videos.
+            raise UserFacingError(f"Your re-roll of job #{job_id} is already on its way.")
+        self._rerolling.add(click)
+        try:
+            await self._reroll(interaction, job_id)
+        finally:
+            self._rerolling.discard(click)
+
+    async def _reroll(self, interaction: discord.Interaction[VideoBot], job_id: int) -> None:
         original = await self.bot.service.get_job(job_id)
         if original is None or original.guild_id != interaction.guild_id:
             raise UserFacingError("That job is not known here any more.")

@@ -163,8 +163,9 @@ class Q3TurboImageToVideoRequest(Q3ImageToVideoRequest):
 
 # --- Vidu Q2 reference to video ------------------------------------------------------------
 
-# An `@` that starts a word (not the middle of an address like a@b.c) followed by digits.
-_SUBJECT_MENTION = re.compile(r"(?<![\w@])@(\d+)\b")
+# An `@` that starts a word, followed by digits: not the middle of an address (a@b.c) and
+# not a Discord mention (<@123>), which members may paste into a prompt.
+SUBJECT_MENTION = re.compile(r"(?<![\w@<])@(\d+)\b")
 
 
 class Subject(_Strict):
@@ -244,7 +245,7 @@ class Q2ReferenceToVideoRequest(VideoRequest):
         if subjects is None:  # the subjects are invalid themselves; that error is reported
             return prompt
         ids = {subject.id for subject in subjects}
-        unknown = sorted({m for m in _SUBJECT_MENTION.findall(prompt) if m not in ids}, key=int)
+        unknown = sorted({m for m in SUBJECT_MENTION.findall(prompt) if m not in ids}, key=int)
         if unknown:
             mentions = ", ".join(f"@{m}" for m in unknown)
             known = ", ".join(f"@{i}" for i in sorted(ids))

@@ -163,3 +163,42 @@ async def test_reroll_checks_the_clickers_quota(world: World) -> None:
     await click.wait_message(timeout=10)
     assert "5 credits left" in " ".join(click.texts), click.texts
     assert len(world.sim.submissions) == 1
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0)])
+async def test_a_job_that_ends_while_its_card_is_posted_still_shows_the_end(world: World) -> None:
+    # Discord holds the card back for a second; the task fails meanwhile.
+    world.fake.fail(
+        "POST /channels/*/messages",
+        429,
+        retry_after=1.0,
+        when=lambda request: bool((request.json or {}).get("embeds")),
+    )
+    await world.slash(
+        "video animate", options={"prompt": "forbidden dance"}, attachments={"image": image()}
+    )
+    job = await world.wait_job(
+        1, lambda j: j.state is JobState.FAILED and j.card_message_id is not None
+    )
+    card_id = job.card_message_id
+    await world.fake.wait_until(lambda: "Failed" in world.fake.message(card_id).text, timeout=10)
+    assert "returned" in world.fake.message(card_id).text
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.3)])
+async def test_a_double_click_on_reroll_pays_for_one_video(world: World) -> None:
+    import asyncio
+
+    await world.slash("video animate", attachments={"image": image()})
+    message_id, custom_id = await reroll_button(world)
+    world.sim.delay_next("submit", seconds=0.5)
+    clicks = await asyncio.gather(
+        world.fake.click_button(message_id, custom_id, world.member),
+        world.fake.click_button(message_id, custom_id, world.member),
+    )
+    for click in clicks:
+        await click.wait_message(timeout=10)
+    texts = sorted(" ".join(click.texts) for click in clicks)
+    assert "Job #2 is on its way" in texts[0] or "Job #2 is on its way" in texts[1]
+    assert any("already on its way" in text for text in texts), texts
+    assert len(world.sim.submissions) == 2  # the original and one re-roll

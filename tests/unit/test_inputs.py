@@ -111,3 +111,9 @@ def test_bad_voices_are_refused(text: str, words: str) -> None:
     with pytest.raises(UserFacingError) as refusal:
         parse_voices(text, {1, 2})
     assert words in refusal.value.message
+
+
+def test_discord_mentions_are_not_subject_references() -> None:
+    check_subject_references("<@123456> and <@!42> watch @1", {1})
+    with pytest.raises(UserFacingError):
+        check_subject_references("mail me at a@2 or see @2", {1})
