@@ -221,7 +221,9 @@ class VideoBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         digest = hashlib.sha256(
-            json.dumps([guild.id if guild else None, payload], sort_keys=True).encode()
+            json.dumps(
+                [self.application_id, guild.id if guild else None, payload], sort_keys=True
+            ).encode()
         ).hexdigest()
         if not force and await self.db.get_meta(COMMAND_HASH_KEY) == digest:
             log.info("command tree unchanged; not syncing")

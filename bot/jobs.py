@@ -279,8 +279,11 @@ class JobService:
     ) -> Job:
         if state is not job.state and state not in _NEXT_STATES.get(job.state, frozenset()):
             raise RuntimeError(f"job {job.id}: no transition from {job.state} to {state}")
-        if state.is_terminal:
+        if state.is_terminal or state is JobState.SUCCEEDED:
+            # For SUCCEEDED: when the video was made. Delivery looks for an earlier post of
+            # it from then on; the ending (DELIVERED, ...) sets it again.
             changes.setdefault("finished_at", now)
+        if state.is_terminal:
             changes.setdefault("next_poll_at", None)
         return await store.update_job(job.id, now, state=state, **changes)
 
@@ -392,7 +395,9 @@ class JobService:
                         reason=f"job #{job.id} ({prepared.spec.name})",
                         at=now,
                     )
-            self._in_flight.add(job.id)
+        # Marked only once the row is committed (no await between): a cancelled COMMIT must
+        # not leave an id here that would shield the job from recovery forever.
+        self._in_flight.add(job.id)
         self._log_transition(None, job)
         try:
             return await self._send(job, prepared)
