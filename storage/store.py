@@ -316,18 +316,29 @@ class Store:
         )
         sums = {(row["pool"], row["settled"]): int(row["total"]) for row in rows}
         other = await self._one(
-            "SELECT "
-            "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0) AS granted, "
-            "COALESCE(SUM(CASE WHEN kind = 'reset' AND created_at >= ? THEN amount END), 0) "
-            "AS reset "
-            "FROM ledger WHERE guild_id = ? AND user_id = ? AND kind IN ('grant', 'reset')",
-            (since_text, guild_id, user_id),
+            "SELECT COALESCE(SUM(amount), 0) AS granted FROM ledger "
+            "WHERE guild_id = ? AND user_id = ? AND kind = 'grant'",
+            (guild_id, user_id),
         )
         assert other is not None
+        # A reset excuses what was committed before it, by holds placed in this window before
+        # it. Derived from the rows themselves (ordered by id: the ledger is append-only), not
+        # from the reset row's amount, so it stays right when the window changes (a new
+        # period length) and never excuses what was committed after the reset.
+        excused = await self._one(
+            "SELECT COALESCE(SUM(h.amount), 0) AS total FROM ledger AS h "
+            "JOIN ledger AS c ON c.job_id = h.job_id AND c.pool = h.pool AND c.kind = 'commit' "
+            "WHERE h.kind = 'hold' AND h.pool = 'period' AND h.guild_id = ? AND h.user_id = ? "
+            "AND h.created_at >= ? AND c.id < ("
+            "  SELECT COALESCE(MAX(r.id), 0) FROM ledger AS r WHERE r.kind = 'reset' "
+            "  AND r.guild_id = ? AND r.user_id = ? AND r.created_at >= ?)",
+            (guild_id, user_id, since_text, guild_id, user_id, since_text),
+        )
+        assert excused is not None
         return MemberUsage(
             period_held=sums.get(("period", None), 0),
             period_committed=sums.get(("period", "commit"), 0),
-            period_reset=int(other["reset"]),
+            period_reset=int(excused["total"]),
             bonus_granted=int(other["granted"]),
             bonus_held=sums.get(("bonus", None), 0),
             bonus_committed=sums.get(("bonus", "commit"), 0),

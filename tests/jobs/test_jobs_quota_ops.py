@@ -213,3 +213,38 @@ async def test_job_holds_appear_in_the_ledger_with_the_system_as_actor(
         [hold, commit] = await store.job_ledger(job.id)
     assert hold.job_id == commit.job_id == job.id
     assert job.state is JobState.QUEUED
+
+
+async def spend(service: JobService, times: int) -> None:
+    for _ in range(times):
+        job = await service.submit(request())
+        await service.apply_result(job.id, result("SUCCEED"))
+
+
+async def test_a_reset_does_not_excuse_later_spending_when_the_period_changes(
+    service: JobService, clock: Clock
+) -> None:
+    """Found in review: a reset's amount, counted in a new (shorter) window, let a member
+    spend twice their allowance in one day."""
+    await service.set_guild_default(GUILD, 60, "week", MOD)
+    await service.update_guild_settings(GUILD, MOD, max_concurrent=5)
+    await spend(service, 2)  # Wednesday: 60, the whole weekly allowance
+    clock.advance(days=1)
+    assert (await service.reset_usage(GUILD, USER, MOD)).available == 60  # Thursday: reset
+    await spend(service, 2)  # Thursday: 60 again
+    assert (await service.balance(GUILD, USER)).available == 0
+    await service.set_guild_default(GUILD, 60, "day", MOD)  # now 60 a day
+    thursday = await service.balance(GUILD, USER)
+    assert (thursday.used, thursday.available) == (60, 0)
+    with pytest.raises(Refusal):
+        await service.submit(request())
+
+
+async def test_a_reset_excuses_only_what_was_committed_before_it(
+    service: JobService, clock: Clock
+) -> None:
+    await service.update_guild_settings(GUILD, MOD, max_concurrent=5)
+    await spend(service, 1)
+    await service.reset_usage(GUILD, USER, MOD)
+    await spend(service, 1)  # after the reset, at the same instant: still counts
+    assert (await service.balance(GUILD, USER)).used == 30

@@ -287,12 +287,14 @@ async def test_member_usage_sums_by_pool_period_and_settlement(db: Database, t0:
         spent_guild = await store.spent_since(t0 - timedelta(hours=1), guild_id=2)
     assert usage.period_held == 11
     assert usage.period_committed == 13
-    assert usage.period_reset == 4
+    # The reset excuses what was committed before it by holds placed in the window: job 2.
+    assert usage.period_reset == 13
     assert usage.bonus_granted == 9
     assert usage.bonus_held == 3
     assert usage.bonus_committed == 0
     assert everything.period_committed == 20
-    assert everything.period_reset == 104
+    # Over all time the latest reset row (by id) comes after both commits: it excuses both.
+    assert everything.period_reset == 20
     assert other.period_held == other.bonus_granted == 0
     assert spent_today == 11 + 13 + 3  # released holds and earlier days do not count
     assert spent_guild == 0
