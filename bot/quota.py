@@ -108,7 +108,7 @@ def compute_balance(
         blocked=blocked,
         period=period,
         used=used,
-        held=usage.period_held + usage.bonus_held,
+        held=usage.held_anytime,
         bonus=bonus,
         available=available,
         resets_at=period_end(period, now),

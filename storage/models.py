@@ -188,12 +188,14 @@ class MemberUsage(_Record):
     """Raw sums read from the ledger for one member; `bot.quota` turns them into a Balance.
 
     The period sums only count holds placed since the start of the current period (and
-    resets written since then); the bonus sums are over all time.
+    what resets since then excused); the bonus sums are over all time. `held_anytime` is
+    every hold not yet settled, whenever placed: what running jobs will cost if they succeed.
     """
 
+    held_anytime: int = 0
     period_held: int = 0
     period_committed: int = 0
-    period_reset: int = 0
+    period_reset: int = 0  # excused by resets
     bonus_granted: int = 0
     bonus_held: int = 0
     bonus_committed: int = 0

@@ -315,6 +315,14 @@ class Store:
             (guild_id, user_id, since_text),
         )
         sums = {(row["pool"], row["settled"]): int(row["total"]) for row in rows}
+        unsettled = await self._one(
+            "SELECT COALESCE(SUM(h.amount), 0) AS total FROM ledger AS h "
+            "WHERE h.kind = 'hold' AND h.guild_id = ? AND h.user_id = ? AND NOT EXISTS ("
+            "  SELECT 1 FROM ledger AS s WHERE s.job_id = h.job_id AND s.pool = h.pool "
+            "  AND s.kind IN ('commit', 'release'))",
+            (guild_id, user_id),
+        )
+        assert unsettled is not None
         other = await self._one(
             "SELECT COALESCE(SUM(amount), 0) AS granted FROM ledger "
             "WHERE guild_id = ? AND user_id = ? AND kind = 'grant'",
@@ -336,6 +344,7 @@ class Store:
         )
         assert excused is not None
         return MemberUsage(
+            held_anytime=int(unsettled["total"]),
             period_held=sums.get(("period", None), 0),
             period_committed=sums.get(("period", "commit"), 0),
             period_reset=int(excused["total"]),

@@ -141,6 +141,7 @@ def test_a_split_hold_never_overdraws_either_pool(
 
 def test_compute_balance_from_ledger_sums() -> None:
     usage = MemberUsage(
+        held_anytime=15,
         period_held=10,
         period_committed=50,
         period_reset=20,

@@ -248,3 +248,15 @@ async def test_a_reset_excuses_only_what_was_committed_before_it(
     await service.reset_usage(GUILD, USER, MOD)
     await spend(service, 1)  # after the reset, at the same instant: still counts
     assert (await service.balance(GUILD, USER)).used == 30
+
+
+async def test_held_counts_running_jobs_from_an_earlier_period(
+    service: JobService, clock: Clock
+) -> None:
+    await service.set_guild_default(GUILD, 100, "day", MOD)
+    job = await service.submit(request())  # Wednesday
+    clock.advance(days=1)
+    thursday = await service.balance(GUILD, USER)
+    assert (thursday.used, thursday.held, thursday.available) == (0, 30, 100)
+    await service.apply_result(job.id, result("SUCCEED"))
+    assert (await service.balance(GUILD, USER)).held == 0
