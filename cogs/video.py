@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from bot.api.models import ASPECT_RATIOS, MOVEMENTS, RESOLUTIONS, SEED_MAX, STYLES
 from bot.catalog import models_of_kind
 from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card
 from bot.discord_app import RESTARTING, report_error, send_ephemeral
@@ -24,7 +25,7 @@ from bot.inputs import (
     check_subject_references,
     parse_voices,
 )
-from bot.jobs import SubmitRequest
+from bot.jobs import RESULT_STATES, SubmitRequest
 from cogs.common import is_moderator
 from storage.models import InputRef, JobState
 
@@ -34,12 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEED_MAX = 2_147_483_647
-RESOLUTIONS = [Choice(name=r, value=r) for r in ("540p", "720p", "1080p")]
-Q3_ASPECTS = [Choice(name=a, value=a) for a in ("16:9", "9:16", "4:3", "3:4", "1:1")]
-Q2_ASPECTS = Q3_ASPECTS
-STYLES = [Choice(name="general (realistic)", value="general"), Choice(name="anime", value="anime")]
-MOVEMENTS = [Choice(name=m, value=m) for m in ("auto", "small", "medium", "high")]
+RESOLUTION_CHOICES = [Choice(name=r, value=r) for r in RESOLUTIONS]
+ASPECT_CHOICES = [Choice(name=a, value=a) for a in ASPECT_RATIOS]
+STYLE_LABELS = {"general": "general (realistic)"}
+STYLE_CHOICES = [Choice(name=STYLE_LABELS.get(s, s), value=s) for s in STYLES]
+MOVEMENT_CHOICES = [Choice(name=m, value=m) for m in MOVEMENTS]
 ANIMATE_MODELS = [
     Choice(name=spec.label, value=spec.name) for spec in models_of_kind("image-to-video")
 ]
@@ -108,7 +108,10 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         model="Q3 Pro (best) or Q3 Turbo (cheaper)",
     )
     @app_commands.choices(
-        resolution=RESOLUTIONS, aspect_ratio=Q3_ASPECTS, style=STYLES, model=ANIMATE_MODELS
+        resolution=RESOLUTION_CHOICES,
+        aspect_ratio=ASPECT_CHOICES,
+        style=STYLE_CHOICES,
+        model=ANIMATE_MODELS,
     )
     async def animate(
         self,
@@ -168,7 +171,9 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         seed="a number to repeat a result; leave empty for a random one",
         voices="give subjects a voice, e.g. '1=voice_a 2=voice_b'",
     )
-    @app_commands.choices(resolution=RESOLUTIONS, aspect_ratio=Q2_ASPECTS, movement=MOVEMENTS)
+    @app_commands.choices(
+        resolution=RESOLUTION_CHOICES, aspect_ratio=ASPECT_CHOICES, movement=MOVEMENT_CHOICES
+    )
     async def reference(
         self,
         interaction: discord.Interaction[VideoBot],
@@ -300,7 +305,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
             job, interaction.guild_id, interaction.user.id, moderator
         )
         text = None
-        if found.result_url and found.state in {JobState.DELIVERED, JobState.UNDELIVERABLE}:
+        if found.result_url and found.state in RESULT_STATES:
             text = f"Video: {found.result_url}\n{expiry_text(found)}"
         await interaction.followup.send(text or "", embed=job_card(found), ephemeral=True)
 
@@ -433,7 +438,7 @@ def replace_urls(value: Any, urls: dict[str, str]) -> Any:
 def history_line(job: Job) -> str:
     when = discord.utils.format_dt(job.created_at, "R")
     head = f"**#{job.id}** · {job.state.value.lower()} · {job.price} credits · {when}"
-    if job.result_url and job.state in {JobState.DELIVERED, JobState.UNDELIVERABLE}:
+    if job.result_url and job.state in RESULT_STATES:
         alive = job.result_expires_at is None or job.result_expires_at > discord.utils.utcnow()
         return f"{head} · [video]({job.result_url})" if alive else f"{head} · link expired"
     if job.failure_reason and job.state not in {JobState.SUCCEEDED, JobState.DELIVERED}:

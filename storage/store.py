@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 import aiosqlite
 
 from storage.models import (
+    ACTIVE_STATES,
     GuildDefaults,
     GuildSettings,
     InputRef,
@@ -42,7 +43,7 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 """Marks a keyword argument that was not given (where None is a meaningful value)."""
 
-_ACTIVE = (JobState.SUBMITTING.value, JobState.QUEUED.value, JobState.PROCESSING.value)
+_ACTIVE = tuple(state.value for state in ACTIVE_STATES)
 _JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, model, params, inputs, price, off_peak, state, task_id, "
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "

@@ -60,7 +60,13 @@ AUDIO_CONTENT_TYPES = frozenset(
 AUDIO_MAX_BYTES = 20 * 1024 * 1024
 
 Resolution = Literal["540p", "720p", "1080p"]
+AspectRatio = Literal["16:9", "9:16", "4:3", "3:4", "1:1"]
+Style = Literal["general", "anime"]
+Movement = Literal["auto", "small", "medium", "high"]
 RESOLUTIONS: tuple[str, ...] = typing.get_args(Resolution)
+ASPECT_RATIOS: tuple[str, ...] = typing.get_args(AspectRatio)
+STYLES: tuple[str, ...] = typing.get_args(Style)
+MOVEMENTS: tuple[str, ...] = typing.get_args(Movement)
 
 
 class RequestValidationError(ValueError):
@@ -134,12 +140,10 @@ class Q3ImageToVideoRequest(VideoRequest):
         description=f"a whole number of seconds from 1 to {Q3_MAX_DURATION}",
     )
     resolution: Resolution = Field(default="720p", description="one of 540p, 720p, 1080p")
-    aspect_ratio: Literal["16:9", "9:16", "4:3", "3:4", "1:1"] = Field(
+    aspect_ratio: AspectRatio = Field(
         default="16:9", description="one of 16:9, 9:16, 4:3, 3:4, 1:1"
     )
-    style: Literal["general", "anime"] = Field(
-        default="general", description="one of general, anime"
-    )
+    style: Style = Field(default="general", description="one of general, anime")
     seed: int | None = Field(
         default=None, ge=0, le=SEED_MAX, description=f"a whole number from 0 to {SEED_MAX}"
     )
@@ -207,10 +211,10 @@ class Q2ReferenceToVideoRequest(VideoRequest):
         description=f"a whole number of seconds from 1 to {Q2_MAX_DURATION}",
     )
     resolution: Resolution = Field(default="720p", description="one of 540p, 720p, 1080p")
-    aspect_ratio: Literal["16:9", "9:16", "1:1", "4:3", "3:4"] | None = Field(
+    aspect_ratio: AspectRatio | None = Field(
         default=None, description="one of 16:9, 9:16, 1:1, 4:3, 3:4"
     )
-    movement_amplitude: Literal["auto", "small", "medium", "high"] | None = Field(
+    movement_amplitude: Movement | None = Field(
         default=None, description="one of auto, small, medium, high"
     )
     bgm: bool = Field(default=False, description="true or false")
