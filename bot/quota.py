@@ -62,9 +62,6 @@ def period_end(period: Period, moment: datetime) -> datetime | None:
     return start.replace(month=start.month + 1)
 
 
-resets_at = period_end
-
-
 def period_key(period: Period, moment: datetime) -> str:
     """A readable name of the period containing `moment`: 2025-01-31, 2025-W05, 2025-01, all."""
     moment = _utc(moment)

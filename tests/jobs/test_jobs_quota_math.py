@@ -16,7 +16,6 @@ from bot.quota import (
     period_end,
     period_key,
     period_start,
-    resets_at,
     resettable,
     split_hold,
 )
@@ -48,7 +47,6 @@ def test_period_boundaries(
 ) -> None:
     assert period_start(period, moment) == start  # type: ignore[arg-type]
     assert period_end(period, moment) == end  # type: ignore[arg-type]
-    assert resets_at(period, moment) == end  # type: ignore[arg-type]
     assert period_key(period, moment) == key  # type: ignore[arg-type]
 
 
