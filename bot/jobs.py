@@ -1028,9 +1028,14 @@ class JobService:
         max_concurrent: int | Unset = UNSET,
         enabled_models: Iterable[str] | Unset | None = UNSET,
         daily_cap: int | Unset | None = UNSET,
+        expected: GuildSettings | None = None,
     ) -> GuildSettings:
         """Change the given settings only. `enabled_models=None` enables every model,
-        `allowed_channels=[]` allows every channel, `daily_cap=None` removes the cap."""
+        `allowed_channels=[]` allows every channel, `daily_cap=None` removes the cap.
+
+        `expected`: the settings the change was computed from (e.g. a list with one channel
+        added); if another moderator changed them meanwhile, nothing is written.
+        """
         notes: list[str] = []
         channels: list[int] | Unset = UNSET
         models: list[str] | Unset | None = UNSET
@@ -1073,6 +1078,14 @@ class JobService:
                 return await store.guild_settings(guild_id, self._defaults())
         now = self._now()
         async with self._db.transaction() as store:
+            if expected is not None and expected != await store.guild_settings(
+                guild_id, self._defaults()
+            ):
+                raise Refusal(
+                    "Another moderator changed these settings just now; nothing was changed. "
+                    "Look at `/video-settings show` and try again.",
+                    code="conflict",
+                )
             await store.update_guild_settings(
                 guild_id,
                 now,

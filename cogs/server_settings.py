@@ -134,7 +134,8 @@ class ServerSettings(
             raise UserFacingError("Pick a text channel, a voice or stage chat, or a thread.")
         await defer_private(interaction)
         service = self.bot.service
-        current = list((await service.guild_settings(guild_id)).allowed_channels)
+        before = await service.guild_settings(guild_id)
+        current = list(before.allowed_channels)
         if action.value == "all":
             allowed: list[int] = []
             said = "Video commands now work in every channel."
@@ -168,7 +169,9 @@ class ServerSettings(
                     "channel. `add` another channel first, or choose `all`."
                 )
             said = f"<#{channel}> removed."
-        await service.update_guild_settings(guild_id, interaction.user.id, allowed_channels=allowed)
+        await service.update_guild_settings(
+            guild_id, interaction.user.id, allowed_channels=allowed, expected=before
+        )
         await self._reply(interaction, said)
 
     @app_commands.command(
@@ -201,7 +204,8 @@ class ServerSettings(
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         service = self.bot.service
-        current = (await service.guild_settings(guild_id)).enabled_models
+        before = await service.guild_settings(guild_id)
+        current = before.enabled_models
         chosen = set(CATALOG) if current is None else set(current) & set(CATALOG)
         if enabled:
             chosen.add(model.value)
@@ -214,7 +218,9 @@ class ServerSettings(
         state = "enabled" if enabled else "disabled"
         if new == current:
             raise UserFacingError(f"`{model.value}` is already {state}; nothing was changed.")
-        await service.update_guild_settings(guild_id, interaction.user.id, enabled_models=new)
+        await service.update_guild_settings(
+            guild_id, interaction.user.id, enabled_models=new, expected=before
+        )
         said = f"`{model.value}` is now {state}."
         await self._reply(interaction, said)
 

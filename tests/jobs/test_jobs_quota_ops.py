@@ -260,3 +260,15 @@ async def test_held_counts_running_jobs_from_an_earlier_period(
     assert (thursday.used, thursday.held, thursday.available) == (0, 30, 100)
     await service.apply_result(job.id, result("SUCCEED"))
     assert (await service.balance(GUILD, USER)).held == 0
+
+
+async def test_a_settings_change_computed_from_stale_settings_is_refused(
+    service: JobService,
+) -> None:
+    before = await service.guild_settings(GUILD)
+    await service.update_guild_settings(GUILD, MOD, allowed_channels=[1], expected=before)
+    # A second moderator computed their list from the same, now stale, settings.
+    with pytest.raises(Refusal) as refusal:
+        await service.update_guild_settings(GUILD, MOD + 1, allowed_channels=[2], expected=before)
+    assert refusal.value.code == "conflict"
+    assert (await service.guild_settings(GUILD)).allowed_channels == [1]
