@@ -17,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
-from bot.api.errors import DownloadTooLargeError, TaskNotFoundError, VideoAPIError
+from bot.api.errors import (
+    DownloadError,
+    DownloadTooLargeError,
+    TaskNotFoundError,
+    VideoAPIError,
+)
 from bot.catalog import CATALOG
 from bot.delivery import DeliveryOutcome
 from storage.models import JobState
 
 if TYPE_CHECKING:
+    from bot.api.client import Download
     from bot.discord_app import VideoBot
     from storage.models import Job
 
@@ -30,8 +36,16 @@ log = logging.getLogger(__name__)
 
 REROLL_TEMPLATE = r"reroll:(?P<job_id>[0-9]+)"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # unboosted servers and DMs
-HISTORY_SCAN = 50  # messages after the card searched for an earlier post of the same video
-MAX_DELIVERY_ATTEMPTS = 20
+# An earlier post of the same video is looked for among the messages since the video was
+# made (less this margin, for clocks that disagree)...
+HISTORY_MARGIN = dt.timedelta(minutes=1)
+# ...up to this many of them (10 pages): a post lands at a delivery attempt, and the early
+# attempts come closest together.
+HISTORY_SCAN_LIMIT = 1000
+# Where the finish time is unknown (a job finished by an older version): the newest few.
+HISTORY_SCAN_FALLBACK = 50
+# What a dead signed link answers (expired, revoked, gone): worth one fresh link.
+DEAD_LINK_STATUSES = frozenset({401, 403, 404, 410})
 
 STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.SUBMITTING: ("Submitting", discord.Colour.light_grey()),
@@ -46,6 +60,10 @@ STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.EXPIRED: ("Timed out", discord.Colour.dark_grey()),
 }
 RELEASED_STATES = {JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
+# How the bot's own messages about job {id} are found again in a channel's or DM's history
+# ("job #1" must not match "job #12").
+DELIVERY_MARKER = r"\bjob #{id}(?![0-9])"
+ENDING_MARKER = r"\bjob #{id} ended:"
 # A request to Discord that broke off without an answer: it may or may not have landed.
 CONNECTION_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
@@ -162,11 +180,17 @@ class DiscordDelivery:
         self._last_edit: dict[int, tuple[float, tuple[JobState, int] | None]] = {}
         # The newest state of each card whose edit the interval held back.
         self._held: dict[int, Job] = {}
+        # Jobs whose ending was told by DM (no card), so it is not looked up again.
+        self._ending_told: set[int] = set()
 
     # --- job cards ------------------------------------------------------------------------
 
     async def job_changed(self, job: Job) -> None:
         if job.card_message_id is None:
+            # No card to show it on (its post failed): an ending that gave the credits back
+            # is told by DM, or the member would never hear of it.
+            if job.state in RELEASED_STATES:
+                await self._tell_ending_by_dm(job)
             return
         now = time.monotonic()
         drawn = (job.state, job.progress)
@@ -193,12 +217,51 @@ class DiscordDelivery:
             if error.status == 429 or error.status >= 500:
                 self._retry_edit_later(job, now)
                 return
+            if job.state in RELEASED_STATES and error.status in (403, 404):
+                # The card was deleted, or its channel is gone or closed to the bot.
+                self._last_edit.pop(job.id, None)
+                await self._tell_ending_by_dm(job)
+                return
         except CONNECTION_ERRORS as error:
             log.info("job %s: card not updated (%r)", job.id, error)
             self._retry_edit_later(job, now)
             return
         if job.state.is_terminal:
             self._last_edit.pop(job.id, None)  # nothing more will be drawn on this card
+
+    async def _tell_ending_by_dm(self, job: Job) -> None:
+        """DM the requester, once, that their job ended without a video (credits returned)."""
+        if job.id in self._ending_told:
+            return
+        title, _colour = STATE_LOOK[job.state]
+        reason = job.failure_reason or "The video could not be made."
+        if "returned" not in reason:
+            reason += f" The {job.price} credits were returned to you."
+        text = f"Your video job #{job.id} ended: {title}.\n{reason}"
+        try:
+            dm = await self.bot.create_dm(discord.Object(job.user_id))
+            earlier = await self._find_earlier_post(dm, job, marker=ENDING_MARKER)
+            if earlier is None:
+                await dm.send(
+                    text,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    # Its own nonce: neither the channel post's nor the delivery DM's.
+                    nonce=f"vidu-end-{job.id}",
+                )
+        except CONNECTION_ERRORS as error:
+            log.info("job %s: ending not sent by DM (%r); will try again", job.id, error)
+            self._retry_edit_later(job, time.monotonic())
+            return
+        except discord.HTTPException as error:
+            if error.status == 429 or error.status >= 500:
+                log.info("job %s: ending not sent by DM (%s); will try again", job.id, error.status)
+                self._retry_edit_later(job, time.monotonic())
+                return
+            # DMs closed: the ending is still in /video history and /video status.
+            log.info("job %s: ending not sent by DM (%s %s)", job.id, error.status, error.code)
+        self._ending_told.add(job.id)
+        self._held.pop(job.id, None)
+        self._last_edit.pop(job.id, None)
 
     def _retry_edit_later(self, job: Job, now: float) -> None:
         self._last_edit[job.id] = (now, None)
@@ -216,10 +279,7 @@ class DiscordDelivery:
     # --- delivery -------------------------------------------------------------------------
 
     async def deliver(self, job: Job) -> DeliveryOutcome:
-        if job.attempts >= MAX_DELIVERY_ATTEMPTS:
-            return DeliveryOutcome.undeliverable(
-                "Posting kept failing; the video is in /video history."
-            )
+        # How many attempts are made, and how far apart, is the poller's business.
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
             earlier = await self._find_earlier_post(channel, job, after=job.card_message_id)
@@ -237,18 +297,16 @@ class DiscordDelivery:
             log.info("job %s: already posted as message %s", job.id, earlier)
             return DeliveryOutcome.delivered(earlier)
 
+        renewed = False
         if link_expired(job):
             try:
                 job = await self._renew_link(job)
             except VideoAPIError as error:
-                if isinstance(error, TaskNotFoundError):
-                    return DeliveryOutcome.undeliverable(
-                        "The video's link expired before it could be posted."
-                    )
-                return DeliveryOutcome.retry(f"could not renew the video link: {error}")
+                return self._renewal_failed(error)
+            renewed = True
         limit = min(self.upload_limit(job.guild_id), self.bot.settings.max_video_bytes)
         try:
-            return await self._post_in_channel(channel, job, limit)
+            return await self._post_in_channel(channel, job, limit, renewed=renewed)
         except (discord.NotFound, discord.Forbidden):
             return await self._deliver_by_dm(job, "I could not post in the channel you used.")
         except discord.HTTPException as error:
@@ -266,6 +324,31 @@ class DiscordDelivery:
         guild = self.bot.get_guild(guild_id)
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
+    @staticmethod
+    def _renewal_failed(error: VideoAPIError) -> DeliveryOutcome:
+        if isinstance(error, TaskNotFoundError):
+            return DeliveryOutcome.undeliverable(
+                "The video's link expired before it could be posted."
+            )
+        return DeliveryOutcome.retry(f"could not renew the video link: {error}")
+
+    async def _download(self, job: Job, limit: int, *, renewed: bool) -> tuple[Job, Download]:
+        """The video, through a fresh link once if the stored one is dead.
+
+        A link whose expiry the service did not state (TTL "0") is only found dead here.
+        Raises DownloadError (incl. too large) or, when renewing fails, VideoAPIError.
+        """
+        try:
+            return job, await self.bot.api.download(job.result_url or "", max_bytes=limit)
+        except DownloadTooLargeError:
+            raise
+        except DownloadError as error:
+            if renewed or error.status not in DEAD_LINK_STATUSES:
+                raise
+            log.info("job %s: the video link answered %s; renewing it", job.id, error.status)
+        job = await self._renew_link(job)
+        return job, await self.bot.api.download(job.result_url or "", max_bytes=limit)
+
     async def _renew_link(self, job: Job) -> Job:
         """Ask the video service for a fresh signed link to a finished video."""
         assert job.task_id is not None
@@ -275,7 +358,7 @@ class DiscordDelivery:
         return renewed
 
     async def _post_in_channel(
-        self, channel: discord.PartialMessageable, job: Job, limit: int
+        self, channel: discord.PartialMessageable, job: Job, limit: int, *, renewed: bool
     ) -> DeliveryOutcome:
         headline = f"<@{job.user_id}> your video is ready · job #{job.id}"
 
@@ -298,45 +381,63 @@ class DiscordDelivery:
                 **extra,
             )
 
-        link = (
-            f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
-            f"{expiry_text(job)}"
-        )
+        def link() -> str:
+            # Built when needed: the link may have been renewed on the way.
+            return (
+                f"{headline}\nIt is too large to upload here; download it: {job.result_url}\n"
+                f"{expiry_text(job)}"
+            )
+
         try:
-            download = await self.bot.api.download(job.result_url or "", max_bytes=limit)
+            job, download = await self._download(job, limit, renewed=renewed)
         except DownloadTooLargeError:
-            return DeliveryOutcome.delivered((await post(link)).id)
-        except VideoAPIError as error:
+            return DeliveryOutcome.delivered((await post(link())).id)
+        except DownloadError as error:
             return DeliveryOutcome.retry(f"download failed: {error}")
+        except VideoAPIError as error:  # from renewing the link
+            return self._renewal_failed(error)
         try:
             file = discord.File(download.path, filename=f"vidu-job-{job.id}.mp4")
             message = await post(headline, file)
         except discord.HTTPException as error:
             if error.status != 413 and error.code != 40005:
                 raise
-            message = await post(link)
+            message = await post(link())
         finally:
             with contextlib.suppress(OSError):
                 download.path.unlink()
         return DeliveryOutcome.delivered(message.id)
 
     async def _find_earlier_post(
-        self, channel: discord.abc.Messageable, job: Job, after: int | None = None
+        self,
+        channel: discord.abc.Messageable,
+        job: Job,
+        after: int | None = None,
+        marker: str = DELIVERY_MARKER,
     ) -> int | None:
-        """A post of this job's video made before a crash, if there is one.
+        """A post of this job's video (or, with ENDING_MARKER, of its ending) made before a
+        crash, if there is one.
 
         The nonce stops a repeat within Discord's few-minute window; this check covers a
-        restart that comes later than that. Only delivery posts name the job in their text
-        (the card's title is in its embed).
+        retry or restart that comes later than that. It reads the messages since the job
+        finished (an earlier post cannot be older), however busy the channel was before.
+        Only the bot's own posts about the job name it in their text (the card's title is
+        in its embed).
         """
         me = self.bot.user
         if me is None:
             return None
-        # "job #1" must not match the post of job #12.
-        marker = re.compile(rf"\bjob #{job.id}(?![0-9])")
-        start = discord.Object(after) if after else None
-        async for message in channel.history(limit=HISTORY_SCAN, after=start):
-            if message.author.id == me.id and marker.search(message.content):
+        pattern = re.compile(marker.format(id=job.id))
+        start: int | None = after
+        limit = HISTORY_SCAN_FALLBACK
+        if job.finished_at is not None:
+            since = discord.utils.time_snowflake(job.finished_at - HISTORY_MARGIN)
+            start = max(start or 0, since)
+            limit = HISTORY_SCAN_LIMIT
+        # From `start` on, oldest first; without one, the newest `limit` messages.
+        history = channel.history(limit=limit, after=discord.Object(start) if start else None)
+        async for message in history:
+            if message.author.id == me.id and pattern.search(message.content):
                 return message.id
         return None
 

@@ -2,8 +2,13 @@
 
 Each tick it expires overdue jobs, reads the result of every job whose next poll time has
 come, and delivers finished videos. Every job runs in its own task guarded by its own
-`try`, so one failing job never stops the others, and the loop itself logs and carries on
-from anything unexpected instead of dying silently.
+`try`, so one failing job never stops the others; every phase of a tick has its own `try`
+too, so one failing phase never stops the others, and the loop itself logs and carries on
+from anything unexpected instead of dying silently. The health file is touched only after
+a tick in which every phase worked, so a poller that keeps failing looks unhealthy.
+
+Polls and deliveries draw on separate pools of slots: a few long uploads never hold up
+the reading of every other job's progress.
 """
 
 from __future__ import annotations
@@ -32,6 +37,20 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 1.0  # how often the database is asked for due jobs when nothing wakes us
 MIN_IDLE_SECONDS = 0.05  # ...or more often, when polls are meant to be closer than that
 BATCH = 50  # jobs read per tick; the rest wait for the next one
+# Delivery retries wait delivery_retry_seconds * 2**attempts, at most this long...
+DELIVERY_BACKOFF_CAP_SECONDS = 15 * 60.0
+# ...and give up after this many attempts: about 24 hours of trying at the default 30 s
+# (30 s, 1, 2, 4, 8 minutes, then every 15 minutes), which outlasts any Discord outage.
+# The video's signed link may expire meanwhile; delivery renews it.
+MAX_DELIVERY_ATTEMPTS = 100
+GIVE_UP_REASON = "Posting kept failing; the video is in /video history."
+
+
+def delivery_delay(attempts: int, base: float, retry_after: float | None = None) -> float:
+    """Seconds before the next delivery attempt, after `attempts` earlier failed ones."""
+    delay = min(DELIVERY_BACKOFF_CAP_SECONDS, base * 2 ** min(attempts, 32))
+    # Never sooner than the other side asked for (a rate limit's Retry-After).
+    return max(delay, retry_after or 0.0)
 
 
 class Poller:
@@ -42,7 +61,9 @@ class Poller:
         self.api = api
         self.delivery = delivery
         self.settings = settings
-        self._slots = asyncio.Semaphore(settings.poll_concurrency)
+        # Separate pools, so long uploads cannot take every slot from the polls.
+        self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._delivery_slots = asyncio.Semaphore(settings.poll_concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Steps that must not be skipped but found their job busy: run when it is free.
         self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
@@ -74,35 +95,75 @@ class Poller:
             # Cleared before the tick, so a wake() during it is not lost.
             self._wake.clear()
             try:
-                await self.tick()
+                healthy = await self.tick()
             except Exception:
                 log.exception("poller tick failed; carrying on")
-            self._touch_health_file()
+                healthy = False
+            if healthy:
+                self._touch_health_file()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
         await self.drain()
         log.info("poller stopped")
 
     async def drain(self, grace: float = 10.0) -> None:
-        """Let in-flight jobs finish the step they are in (their database writes complete)."""
-        tasks = list(self._in_flight.values())
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            # A cancelled step rolls its transaction back; wait for that before anyone
-            # closes the database under it.
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Let in-flight jobs finish the step they are in (their database writes complete).
 
-    async def tick(self) -> None:
-        """One pass over everything that is due. Starts work; does not wait for it."""
+        Steps a finishing step queued (a delivery after its poll) are waited for as well,
+        unless the poller is stopping (then they are not started; the next start picks
+        them up from the database).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        pending: set[asyncio.Task[None]] = set()
+        while self._in_flight:
+            tasks = list(self._in_flight.values())
+            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            if pending:
+                break
+            pending = set()
+            # Let the done callbacks start what the finished steps queued.
+            await asyncio.sleep(0)
+        for task in pending:
+            task.cancel()
+        # A cancelled step rolls its transaction back; wait for that before anyone
+        # closes the database under it.
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def tick(self) -> bool:
+        """One pass over everything that is due. Starts work; does not wait for it.
+
+        Each phase runs even when an earlier one failed (one broken query must not stop
+        every job). Returns whether every phase worked.
+        """
+        healthy = True
+        for name, phase in (
+            ("expire overdue jobs", self._expire_phase),
+            ("poll due jobs", self._poll_phase),
+            ("deliver finished videos", self._delivery_phase),
+            ("redraw held-back cards", self._redraw_phase),
+        ):
+            try:
+                await phase()
+            except Exception:
+                log.exception("poller: could not %s; carrying on", name)
+                healthy = False
+        return healthy
+
+    async def _expire_phase(self) -> None:
         for job in await self.service.expire_overdue():
             # Reported once only: if the job is busy, redraw its card when the step ends.
             self._spawn(job.id, self.delivery.job_changed, job, later=True)
+
+    async def _poll_phase(self) -> None:
         for job in await self.service.due_jobs(limit=BATCH):
             self._spawn(job.id, self.poll_job, job)
+
+    async def _delivery_phase(self) -> None:
         for job in await self.service.pending_deliveries():
             self._spawn(job.id, self.deliver_job, job)
+
+    async def _redraw_phase(self) -> None:
         for job in self.delivery.redraws_due():
             self._spawn(job.id, self.delivery.job_changed, job)
 
@@ -139,7 +200,8 @@ class Poller:
                 self._spawn(job_id, step, job, later=True)
 
     async def _guarded(self, step: Callable[[Job], Awaitable[None]], job: Job) -> None:
-        async with self._slots:
+        slots = self._delivery_slots if step == self.deliver_job else self._poll_slots
+        async with slots:
             try:
                 await step(job)
             except Exception:
@@ -155,7 +217,8 @@ class Poller:
             job = await self.service.apply_result(job.id, result)
         await self.delivery.job_changed(job)
         if job.state is JobState.SUCCEEDED:
-            await self.deliver_job(job)
+            # A step of its own (in a delivery slot), started as soon as this one ends.
+            self._spawn(job.id, self.deliver_job, job, later=True)
 
     async def deliver_job(self, job: Job) -> None:
         try:
@@ -170,9 +233,26 @@ class Poller:
             job = await self.service.mark_delivered(job.id, outcome.message_id)
         elif outcome.kind == "undeliverable":
             job = await self.service.mark_undeliverable(job.id, outcome.reason)
+        elif job.attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
+            # This was the last attempt the cap allows (`attempts` counts the earlier ones).
+            log.warning(
+                "job %s: delivery failed %d times (last: %s); giving up",
+                job.id,
+                job.attempts + 1,
+                outcome.reason,
+            )
+            job = await self.service.mark_undeliverable(job.id, GIVE_UP_REASON)
         else:
-            delay = outcome.retry_after or self.settings.delivery_retry_seconds
-            log.info("job %s: delivery postponed %.0f s (%s)", job.id, delay, outcome.reason)
+            delay = delivery_delay(
+                job.attempts, self.settings.delivery_retry_seconds, outcome.retry_after
+            )
+            log.info(
+                "job %s: delivery attempt %d failed (%s); next in %.0f s",
+                job.id,
+                job.attempts + 1,
+                outcome.reason,
+                delay,
+            )
             await self.service.retry_delivery_later(job.id, delay)
             return
         await self.delivery.job_changed(job)

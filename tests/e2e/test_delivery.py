@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from bot import poller
 from bot.api.simulator import SimulatorConfig
+from bot.delivery_discord import DiscordDelivery
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.fakediscord import StoredMessage
@@ -179,7 +181,7 @@ async def test_terminal_state_lands_inside_the_interval(world: World) -> None:
 
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.0)])
 @pytest.mark.parametrize(
-    "settings_overrides", [{"card_edit_interval_seconds": 0.5, "delivery_retry_seconds": 0.3}]
+    "settings_overrides", [{"card_edit_interval_seconds": 0.5, "delivery_retry_seconds": 0.2}]
 )
 async def test_a_held_back_state_is_drawn_once_the_interval_passes(world: World) -> None:
     # The upload fails for a while: the card must not stay on "Rendering" meanwhile.
@@ -373,13 +375,36 @@ async def test_a_card_edit_that_fails_is_made_again(world: World) -> None:
     assert [r.status for r in finals if final_edit(r)] == [503, 200]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 0.1}])
+async def test_delivery_retries_back_off_exponentially(world: World) -> None:
+    # An outage of Discord: each failed attempt waits twice as long as the one before.
+    world.fake.fail(UPLOAD, 503, when=has_files, times=4)
+    job = await animate(world)
+    done = await finished(world, job, timeout=15)
+
+    uploads = upload_requests(world)
+    assert [r.status for r in uploads] == [503, 503, 503, 503, 200]
+    assert done.attempts == 4
+    gaps = [b.at - a.at for a, b in itertools.pairwise(uploads)]
+    # 0.1, 0.2, 0.4, 0.8 s, each plus at most a poller tick (0.05 s) and some work.
+    for gap, wanted in zip(gaps, [0.1, 0.2, 0.4, 0.8], strict=True):
+        assert wanted - 0.02 <= gap <= wanted + 0.3, gaps
+    [video] = posts_of(world, job)
+    assert done.delivered_message_id == video.id
+
+
 @pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 0.01}])
-async def test_posting_that_keeps_failing_ends_undeliverable(world: World) -> None:
+async def test_posting_that_keeps_failing_ends_undeliverable(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real cap is about a day of trying; a small one shows what happens at the end.
+    monkeypatch.setattr(poller, "MAX_DELIVERY_ATTEMPTS", 4)
     world.fake.fail(UPLOAD, 503, when=has_files, times=None)
     job = await animate(world)
     done = await finished(world, job, JobState.UNDELIVERABLE, timeout=20)
     assert done.failure_reason and "kept failing" in done.failure_reason
-    assert len(upload_requests(world)) == 20  # MAX_DELIVERY_ATTEMPTS, then it stops
+    # Exactly as many attempts as the cap says: the last one is made, then it stops.
+    assert len(upload_requests(world)) == 4
     await card_shows(world, job, "could not post it")
     balance = await world.core.service.balance(world.guild.id, world.member.id)
     assert balance.used == job.price and balance.held == 0
@@ -407,6 +432,25 @@ async def test_crash_during_upload_posts_the_video_once(
         assert len(uploads) == 2 and uploads[1].response["id"] == str(video.id)
     balance = await world.core.service.balance(world.guild.id, world.member.id)
     assert balance.used == job.price and balance.held == 0
+
+
+@pytest.mark.parametrize("sim_config", [slow()])
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 1.0}])
+async def test_an_earlier_post_is_found_in_a_busy_channel(world: World) -> None:
+    # The channel is busy between the card and the upload, whose answer is lost; the retry
+    # comes after Discord's nonce window, so only the history check can stop a second post.
+    dropped = world.fake.drop_connection(UPLOAD, when=has_files)
+    job = await animate(world)
+    for n in range(70):
+        world.fake.add_message(world.channel.id, world.moderator, f"chat {n}", dispatch=False)
+    world.sim.finish_task(job.task_id or "")
+    await world.fake.wait_until(lambda: dropped.hits > 0, timeout=10)
+    world.fake.advance(3600)
+    done = await finished(world, job, timeout=15)
+
+    [video] = posts_of(world, job)
+    assert video.files and done.delivered_message_id == video.id
+    assert len(upload_requests(world)) == 1
 
 
 @pytest.mark.parametrize("sim_config", [slow()])
@@ -459,6 +503,43 @@ async def test_api_failure_is_explained_and_credits_returned(
     balance = await world.core.service.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == 0 and balance.available == 100
     assert await ledger_kinds(world, job) == ["hold", "release"]
+
+
+def card_post(request: RecordedRequest) -> bool:
+    return bool((request.json or {}).get("embeds"))
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.0)])
+@pytest.mark.parametrize("how", ["card not posted", "card deleted"])
+async def test_an_ending_without_a_card_is_told_by_dm_once(world: World, how: str) -> None:
+    if how == "card not posted":
+        world.fake.fail(UPLOAD, 503, when=card_post)
+    interaction = await world.slash(
+        "video animate", options={"prompt": "a forbidden dance"}, attachments={"image": image()}
+    )
+    [job] = await world.jobs()
+    if how == "card not posted":
+        assert job.card_message_id is None, interaction.texts
+    else:
+        card_of(world, job).deleted = True
+    done = await finished(world, job, JobState.FAILED)
+    await world.fake.wait_until(lambda: bool(world.fake.dms(world.member)), 5, "a DM")
+
+    [dm] = world.fake.dms(world.member)
+    assert f"job #{job.id} ended: Failed" in dm.content
+    assert done.failure_reason and done.failure_reason in dm.content
+    assert f"The {job.price} credits were returned to you." in dm.content
+    assert dm.nonce == f"vidu-end-{job.id}" and dm.pinged_user_ids == []
+
+    # Told again, past Discord's nonce window: by the running bot, and by a fresh one (a
+    # restart, which knows only the DM's history). Not sent twice.
+    world.fake.advance(3600)
+    assert world.bot.poller is not None
+    await world.bot.poller.delivery.job_changed(done)
+    await DiscordDelivery(world.bot).job_changed(done)
+    assert [m.id for m in world.fake.dms(world.member)] == [dm.id]
+    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    assert balance.held == 0 and balance.used == 0
 
 
 @pytest.mark.parametrize("sim_config", [slow()])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.api.simulator import SimulatorConfig
+from bot.api.simulator import MEDIA_PREFIX, RESULT_PATH, SimulatorConfig
 from storage.models import JobState
 from tests.e2e.conftest import World, image
 
@@ -35,6 +35,27 @@ async def test_a_link_that_cannot_be_renewed_ends_undeliverable(world: World) ->
     job = await world.wait_job(1, lambda j: j.state is JobState.UNDELIVERABLE, timeout=15)
     assert job.failure_reason is not None and "expired" in job.failure_reason
     assert (await world.core.service.balance(world.guild.id, world.member.id)).used == job.price
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="0")])
+# So long that without a renewal in the same attempt the test would time out.
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_seconds": 60.0}])
+async def test_a_dead_link_of_unknown_expiry_is_renewed(world: World) -> None:
+    # TTL "0": no stated expiry, so only the download can tell that the link is dead.
+    world.sim.fail_next("video", status=403, reason="AccessDenied", message="link expired")
+    await world.slash("video animate", attachments={"image": image()})
+    job = await world.wait_job(1, lambda j: j.state is JobState.DELIVERED, timeout=10)
+    assert job.result_expires_at is None
+    assert job.attempts == 0  # renewed within the first attempt, not counted as a retry
+    video = world.fake.message(job.delivered_message_id or 0)
+    assert video is not None and video.files
+
+    def kind(path: str) -> str:
+        return "result" if path == RESULT_PATH else "video" if path.startswith(MEDIA_PREFIX) else ""
+
+    sequence = [kind(r.path) for r in world.sim.requests if kind(r.path)]
+    # ... the read that found the video, the dead download, a fresh read, the download.
+    assert sequence[-4:] == ["result", "video", "result", "video"], sequence
 
 
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_bytes=12 * MB)])
