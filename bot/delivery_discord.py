@@ -25,7 +25,7 @@ from bot.api.errors import (
 )
 from bot.catalog import CATALOG
 from bot.delivery import DeliveryOutcome
-from storage.models import JobState
+from storage.models import CHARGED_STATES, RELEASED_STATES, JobState
 
 if TYPE_CHECKING:
     from bot.api.client import Download
@@ -59,7 +59,6 @@ STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.UNDELIVERABLE: ("Finished, but I could not post it", discord.Colour.orange()),
     JobState.EXPIRED: ("Timed out", discord.Colour.dark_grey()),
 }
-RELEASED_STATES = {JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
 # How the bot's own messages about job {id} are found again in a channel's or DM's history
 # ("job #1" must not match "job #12").
 DELIVERY_MARKER = r"\bjob #{id}(?![0-9])"
@@ -108,6 +107,14 @@ def describe_parameters(job: Job) -> str:
     return " · ".join(parts)
 
 
+def what_happened(job: Job) -> str:
+    """Why a job ended (or is stuck), and whether its credits came back, said once."""
+    reason = job.failure_reason or "The video could not be made."
+    if job.state in RELEASED_STATES and "returned" not in reason:
+        reason += f" The {job.price} credits were returned to you."
+    return reason
+
+
 def job_card(job: Job) -> discord.Embed:
     """The public card of a job: who asked, what, for how much, and how far along it is."""
     title, colour = STATE_LOOK.get(job.state, (job.state.value.title(), discord.Colour.default()))
@@ -122,7 +129,7 @@ def job_card(job: Job) -> discord.Embed:
         "returned"
         if job.state in RELEASED_STATES
         else "charged"
-        if job.state in {JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE}
+        if job.state in CHARGED_STATES
         else "held"
     )
     embed.add_field(name="Price", value=f"{job.price} credits ({price_note})", inline=True)
@@ -136,10 +143,7 @@ def job_card(job: Job) -> discord.Embed:
             line += " · off-peak: may take hours"
         embed.add_field(name="Progress", value=line, inline=False)
     if job.failure_reason and job.state is not JobState.DELIVERED:
-        reason = job.failure_reason
-        if job.state in RELEASED_STATES:
-            reason += f"\nThe {job.price} credits were returned to you."
-        embed.add_field(name="What happened", value=reason[:1024], inline=False)
+        embed.add_field(name="What happened", value=what_happened(job)[:1024], inline=False)
     if job.reroll_of:
         embed.set_footer(text=f"Re-roll of job #{job.reroll_of}")
     embed.timestamp = job.created_at
@@ -234,10 +238,7 @@ class DiscordDelivery:
         if job.id in self._ending_told:
             return
         title, _colour = STATE_LOOK[job.state]
-        reason = job.failure_reason or "The video could not be made."
-        if "returned" not in reason:
-            reason += f" The {job.price} credits were returned to you."
-        text = f"Your video job #{job.id} ended: {title}.\n{reason}"
+        text = f"Your video job #{job.id} ended: {title}.\n{what_happened(job)}"
         try:
             dm = await self.bot.create_dm(discord.Object(job.user_id))
             earlier = await self._find_earlier_post(dm, job, marker=ENDING_MARKER)

@@ -64,7 +64,7 @@ from storage import (
     Store,
     Unset,
 )
-from storage.models import LedgerPool
+from storage.models import CHARGED_STATES, LedgerPool
 
 if TYPE_CHECKING:
     from bot.api.models import TaskResult, VideoRequest
@@ -128,9 +128,6 @@ class SubmitRequest:
     params: Mapping[str, Any]  # the request fields, as the model's request class takes them
     inputs: Sequence[InputRef] = field(default_factory=tuple)
     reroll_of: int | None = None
-
-
-RESULT_STATES = frozenset({JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,7 +746,7 @@ class JobService:
             job = await store.get_job(job_id)
             if job is None:
                 raise LookupError(f"no job {job_id}")
-            if video is None or not video.video_url or job.state not in RESULT_STATES:
+            if video is None or not video.video_url or job.state not in CHARGED_STATES:
                 return job
             expires = now + timedelta(seconds=video.video_url_ttl) if video.video_url_ttl else None
             return await store.update_job(

@@ -25,9 +25,9 @@ from bot.inputs import (
     check_subject_references,
     parse_voices,
 )
-from bot.jobs import RESULT_STATES, SubmitRequest
+from bot.jobs import SubmitRequest
 from cogs.common import is_moderator
-from storage.models import InputRef, JobState
+from storage.models import CHARGED_STATES, InputRef, JobState
 
 if TYPE_CHECKING:
     from bot.discord_app import VideoBot
@@ -305,7 +305,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
             job, interaction.guild_id, interaction.user.id, moderator
         )
         text = None
-        if found.result_url and found.state in RESULT_STATES:
+        if found.result_url and found.state in CHARGED_STATES:
             text = f"Video: {found.result_url}\n{expiry_text(found)}"
         await interaction.followup.send(text or "", embed=job_card(found), ephemeral=True)
 
@@ -438,7 +438,7 @@ def replace_urls(value: Any, urls: dict[str, str]) -> Any:
 def history_line(job: Job) -> str:
     when = discord.utils.format_dt(job.created_at, "R")
     head = f"**#{job.id}** · {job.state.value.lower()} · {job.price} credits · {when}"
-    if job.result_url and job.state in RESULT_STATES:
+    if job.result_url and job.state in CHARGED_STATES:
         alive = job.result_expires_at is None or job.result_expires_at > discord.utils.utcnow()
         return f"{head} · [video]({job.result_url})" if alive else f"{head} · link expired"
     if job.failure_reason and job.state not in {JobState.SUCCEEDED, JobState.DELIVERED}:

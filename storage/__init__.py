@@ -14,6 +14,7 @@ from storage.db import (
 )
 from storage.models import (
     ACTIVE_STATES,
+    CHARGED_STATES,
     RELEASED_STATES,
     SYSTEM_ACTOR,
     TERMINAL_STATES,
@@ -34,6 +35,7 @@ from storage.store import UNSET, ReadOnlyStoreError, Store, Unset
 
 __all__ = [
     "ACTIVE_STATES",
+    "CHARGED_STATES",
     "RELEASED_STATES",
     "SYSTEM_ACTOR",
     "TERMINAL_STATES",

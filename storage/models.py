@@ -61,6 +61,8 @@ class JobState(enum.StrEnum):
 ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING})
 RELEASED_STATES = frozenset({JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED})
 TERMINAL_STATES = RELEASED_STATES | {JobState.DELIVERED, JobState.UNDELIVERABLE}
+# The video was made: the member is charged, and the job has a result link.
+CHARGED_STATES = frozenset({JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE})
 
 
 class _Record(BaseModel):
