@@ -150,16 +150,19 @@ def job_card(job: Job) -> discord.Embed:
     return embed
 
 
+def reroll_button(job_id: int) -> discord.ui.Button[Any]:
+    """The `Re-roll` button under a result; `cogs.video.RerollButton` answers its clicks."""
+    return discord.ui.Button(
+        label="Re-roll",
+        emoji="🎲",
+        style=discord.ButtonStyle.secondary,
+        custom_id=reroll_custom_id(job_id),
+    )
+
+
 def result_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(
-        discord.ui.Button(
-            label="Re-roll",
-            emoji="🎲",
-            style=discord.ButtonStyle.secondary,
-            custom_id=reroll_custom_id(job_id),
-        )
-    )
+    view.add_item(reroll_button(job_id))
     return view
 
 

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.api.models import ASPECT_RATIOS, MOVEMENTS, RESOLUTIONS, SEED_MAX, STYLES
 from bot.catalog import models_of_kind
-from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card
+from bot.delivery_discord import REROLL_TEMPLATE, expiry_text, job_card, reroll_button
 from bot.discord_app import RESTARTING, report_error, send_ephemeral
 from bot.errors import UserFacingError
 from bot.inputs import (
@@ -450,9 +450,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=RERO
     """The `Re-roll` button under every result; works across restarts (state in custom id)."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(label="Re-roll", emoji="🎲", custom_id=f"reroll:{job_id}")
-        )
+        super().__init__(reroll_button(job_id))
         self.job_id = job_id
 
     @classmethod
