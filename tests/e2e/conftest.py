@@ -121,9 +121,9 @@ class World:
             options=options,
             attachments=attachments,
         )
-        await interaction.wait_for(
-            lambda i: bool(i.messages) or (i.responded and not i.deferred), timeout=10
-        )
+        # The first message with content (not the "thinking…" placeholder of a defer), then
+        # a quiet moment for anything that follows it.
+        await interaction.wait_message(timeout=10)
         await interaction.wait_idle(timeout=10)
         return interaction
 
