@@ -21,7 +21,7 @@ from bot.api.simulator import Simulator, SimulatorConfig
 from bot.discord_app import VideoBot
 from bot.runner import Core, build_bot, open_core
 from bot.settings import Settings
-from storage.models import Job
+from storage.models import Job, LedgerEntry
 from tests.fakediscord import (
     MANAGE_GUILD,
     AttachmentSpec,
@@ -153,6 +153,27 @@ class World:
 
     def public_messages(self, channel: FakeChannel | None = None) -> list[StoredMessage]:
         return self.fake.messages((channel or self.channel).id)
+
+    async def ledger_rows(self) -> list[LedgerEntry]:
+        """Every ledger row of the test guild, oldest first."""
+        async with self.core.db.read() as store:
+            return await store.ledger_entries(self.guild.id)
+
+    async def moderator_runs(self, command: str, **options: Any) -> str:
+        """A moderator runs a command; returns its one private, silent answer."""
+        interaction = await self.slash(command, user=self.moderator, options=options)
+        assert interaction.ephemeral
+        return private_reply(interaction).text
+
+
+def private_reply(interaction: FakeInteraction) -> StoredMessage:
+    """The bot's one visible answer, checked to be private and silent."""
+    message = interaction.last_message
+    assert message is not None, interaction.responses
+    assert message.ephemeral, message.text
+    assert message.pinged_user_ids == [] and message.pinged_role_ids == []
+    assert not message.pings_everyone
+    return message
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from bot.api.simulator import SimulatorConfig
 from storage.models import JobState, LedgerEntry
-from tests.e2e.conftest import World, image
+from tests.e2e.conftest import World, image, private_reply
 from tests.fakediscord import MANAGE_GUILD, FakeInteraction, StoredMessage
 
 NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
@@ -23,30 +23,8 @@ NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def ledger_rows(world: World) -> list[LedgerEntry]:
-    """Every ledger row of the test guild, oldest first."""
-    async with world.core.db.read() as store:
-        return await store.ledger_entries(world.guild.id)
-
-
-def reply_of(interaction: FakeInteraction) -> StoredMessage:
-    """The bot's one visible answer, checked to be private and silent."""
-    message = interaction.last_message
-    assert message is not None, interaction.responses
-    assert message.ephemeral, message.text
-    assert message.pinged_user_ids == [] and message.pinged_role_ids == []
-    assert not message.pings_everyone
-    return message
-
-
-async def moderator_runs(world: World, command: str, **options: Any) -> str:
-    interaction = await world.slash(f"quota-admin {command}", user=world.moderator, options=options)
-    assert interaction.ephemeral
-    return reply_of(interaction).text
-
-
 async def one_new_row(world: World, before: int) -> LedgerEntry:
-    rows = await ledger_rows(world)
+    rows = await world.ledger_rows()
     assert len(rows) == before + 1, rows[before:]
     row = rows[-1]
     assert row.actor == str(world.moderator.id)
@@ -105,7 +83,7 @@ async def test_quota_shows_the_members_numbers(world: World) -> None:
     interaction = await world.slash("quota")
 
     assert interaction.ephemeral
-    text = reply_of(interaction).text
+    text = private_reply(interaction).text
     balance = await service.balance(world.guild.id, world.member.id)
     typical = await service.typical_price(world.guild.id)
     assert balance.allowance == 100 and balance.bonus == 7
@@ -129,7 +107,7 @@ async def test_quota_counts_credits_held_by_a_running_job(world: World) -> None:
     [job] = await world.jobs()
     assert job.state in {JobState.QUEUED, JobState.PROCESSING}
 
-    text = reply_of(await world.slash("quota")).text
+    text = private_reply(await world.slash("quota")).text
 
     balance = await world.core.service.balance(world.guild.id, world.member.id)
     assert balance.held == job.price > 0
@@ -141,12 +119,12 @@ async def test_quota_counts_credits_held_by_a_running_job(world: World) -> None:
 async def test_quota_for_a_blocked_and_an_unlimited_member(world: World) -> None:
     service = world.core.service
     await service.block(world.guild.id, world.member.id, world.moderator.id)
-    text = reply_of(await world.slash("quota")).text
+    text = private_reply(await world.slash("quota")).text
     assert "**Blocked**" in text
 
     await service.unblock(world.guild.id, world.member.id, world.moderator.id)
     await service.set_allowance(world.guild.id, world.member.id, None, world.moderator.id)
-    text = reply_of(await world.slash("quota")).text
+    text = private_reply(await world.slash("quota")).text
     assert "Blocked" not in text
     assert "Left this period: **unlimited**" in text
 
@@ -155,7 +133,7 @@ async def test_quota_for_a_blocked_and_an_unlimited_member(world: World) -> None
 
 
 async def test_set_credits(world: World) -> None:
-    text = await moderator_runs(world, "set", member=world.member, credits=40)
+    text = await world.moderator_runs("quota-admin set", member=world.member, credits=40)
 
     assert world.member.mention in text and "40 credits per period" in text
     balance = await world.core.service.balance(world.guild.id, world.member.id)
@@ -166,13 +144,13 @@ async def test_set_credits(world: World) -> None:
 
 async def test_set_unlimited_then_back_to_the_server_default(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(world, "set", member=world.member, unlimited=True)
+    text = await world.moderator_runs("quota-admin set", member=world.member, unlimited=True)
     assert "unlimited" in text
     assert (await service.balance(world.guild.id, world.member.id)).allowance is None
     row = await one_new_row(world, 0)
     assert row.kind == "set" and "unlimited" in row.reason
 
-    text = await moderator_runs(world, "set", member=world.member)
+    text = await world.moderator_runs("quota-admin set", member=world.member)
     assert "server default" in text
     assert (await service.balance(world.guild.id, world.member.id)).allowance == 100
     row = await one_new_row(world, 1)
@@ -180,24 +158,28 @@ async def test_set_unlimited_then_back_to_the_server_default(world: World) -> No
 
 
 async def test_set_with_credits_and_unlimited_is_refused(world: World) -> None:
-    text = await moderator_runs(world, "set", member=world.member, credits=5, unlimited=True)
+    text = await world.moderator_runs(
+        "quota-admin set", member=world.member, credits=5, unlimited=True
+    )
 
     assert "not both" in text
-    assert await ledger_rows(world) == []
+    assert await world.ledger_rows() == []
     assert (await world.core.service.balance(world.guild.id, world.member.id)).allowance == 100
 
 
 async def test_grant_and_take_back_bonus(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(
-        world, "grant", member=world.member, credits=25, reason="won the contest"
+    text = await world.moderator_runs(
+        "quota-admin grant", member=world.member, credits=25, reason="won the contest"
     )
     assert "Granted 25 bonus credits" in text and "Available now: 125" in text
     assert (await service.balance(world.guild.id, world.member.id)).bonus == 25
     row = await one_new_row(world, 0)
     assert (row.kind, row.amount, row.reason) == ("grant", 25, "won the contest")
 
-    text = await moderator_runs(world, "grant", member=world.member, credits=-10, reason="oops")
+    text = await world.moderator_runs(
+        "quota-admin grant", member=world.member, credits=-10, reason="oops"
+    )
     assert "Took unused bonus credits back" in text
     assert (await service.balance(world.guild.id, world.member.id)).bonus == 15
     row = await one_new_row(world, 1)
@@ -205,10 +187,12 @@ async def test_grant_and_take_back_bonus(world: World) -> None:
 
 
 async def test_grant_of_zero_is_refused(world: World) -> None:
-    text = await moderator_runs(world, "grant", member=world.member, credits=0, reason="nothing")
+    text = await world.moderator_runs(
+        "quota-admin grant", member=world.member, credits=0, reason="nothing"
+    )
 
     assert "other than 0" in text
-    assert await ledger_rows(world) == []
+    assert await world.ledger_rows() == []
 
 
 async def test_reset_gives_back_this_periods_use(world: World) -> None:
@@ -217,9 +201,9 @@ async def test_reset_gives_back_this_periods_use(world: World) -> None:
     await world.wait_job(job.id, lambda j: j.state is JobState.DELIVERED, timeout=15)
     service = world.core.service
     assert (await service.balance(world.guild.id, world.member.id)).used == job.price
-    before = len(await ledger_rows(world))
+    before = len(await world.ledger_rows())
 
-    text = await moderator_runs(world, "reset", member=world.member)
+    text = await world.moderator_runs("quota-admin reset", member=world.member)
 
     assert "Reset this period's usage" in text and "Available now: 100" in text
     balance = await service.balance(world.guild.id, world.member.id)
@@ -230,13 +214,13 @@ async def test_reset_gives_back_this_periods_use(world: World) -> None:
 
 async def test_block_and_unblock(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(world, "block", member=world.member)
+    text = await world.moderator_runs("quota-admin block", member=world.member)
     assert "Blocked" in text
     assert (await service.balance(world.guild.id, world.member.id)).blocked
     row = await one_new_row(world, 0)
     assert (row.kind, row.user_id) == ("block", world.member.id)
 
-    text = await moderator_runs(world, "unblock", member=world.member)
+    text = await world.moderator_runs("quota-admin unblock", member=world.member)
     assert "Unblocked" in text
     assert not (await service.balance(world.guild.id, world.member.id)).blocked
     row = await one_new_row(world, 1)
@@ -244,14 +228,14 @@ async def test_block_and_unblock(world: World) -> None:
 
 
 async def test_default_credits_and_period(world: World) -> None:
-    text = await moderator_runs(world, "default", credits=50, period="day")
+    text = await world.moderator_runs("quota-admin default", credits=50, period="day")
 
     assert "50 credits per day" in text
     settings = await world.core.service.guild_settings(world.guild.id)
     assert (settings.allowance, settings.period) == (50, "day")
     row = await one_new_row(world, 0)
     assert (row.kind, row.user_id, row.amount) == ("default", None, 50)
-    quota = reply_of(await world.slash("quota")).text
+    quota = private_reply(await world.slash("quota")).text
     assert "Left this period: **50** of 50 (per day)" in quota
 
 
@@ -260,25 +244,25 @@ async def test_show_member(world: World) -> None:
     await service.grant_bonus(world.guild.id, world.member.id, 9, "helpful", world.moderator.id)
     await service.set_allowance(world.guild.id, world.member.id, 60, world.moderator.id)
 
-    text = await moderator_runs(world, "show", member=world.member)
+    text = await world.moderator_runs("quota-admin show", member=world.member)
 
     assert f"Credits of {world.member.mention}" in text
     assert "Left this period: **60** of 60" in text and "Bonus: 9" in text
     assert "**grant** +9" in text and "helpful" in text
     assert f"by {world.moderator.mention}" in text
     # Reading is not a change: no ledger row.
-    assert len(await ledger_rows(world)) == 2
+    assert len(await world.ledger_rows()) == 2
 
 
 async def test_a_user_who_left_the_server_can_still_be_managed(world: World) -> None:
     departed = world.fake.add_user("gone")  # a user, not a member of the guild any more
     await world.core.service.block(world.guild.id, departed.id, world.moderator.id)
 
-    text = await moderator_runs(world, "unblock", member=departed)
+    text = await world.moderator_runs("quota-admin unblock", member=departed)
 
     assert "Unblocked" in text
     assert not (await world.core.service.balance(world.guild.id, departed.id)).blocked
-    text = await moderator_runs(world, "show", member=departed)
+    text = await world.moderator_runs("quota-admin show", member=departed)
     assert "**unblock**" in text and "**block**" in text
 
 
@@ -309,7 +293,7 @@ def _current(world: World, message: StoredMessage) -> StoredMessage:
 async def test_log_pages_with_buttons(world: World) -> None:
     await _grants(world, 25)
     interaction = await world.slash("quota-admin log", user=world.moderator)
-    page = reply_of(interaction)
+    page = private_reply(interaction)
     assert "Credit ledger of this server** — page 1 of 3" in page.text
     assert "gift 24" in page.text and "gift 15" in page.text and "gift 14" not in page.text
     assert button(page, "p")["disabled"] and not button(page, "n")["disabled"]
@@ -332,7 +316,7 @@ async def test_log_pages_with_buttons(world: World) -> None:
 async def test_log_buttons_work_only_for_the_moderator_who_asked(world: World) -> None:
     await _grants(world, 15)
     other_moderator = world.fake.add_member(world.guild.id, "other-mod", permissions=MANAGE_GUILD)
-    page = reply_of(await world.slash("quota-admin log", user=world.moderator))
+    page = private_reply(await world.slash("quota-admin log", user=world.moderator))
     assert "page 1 of 2" in page.text
 
     for intruder in (other_moderator, world.member):
@@ -347,26 +331,26 @@ async def test_log_page_option_and_member_filter(world: World) -> None:
     await _grants(world, 12)
     await _grants(world, 3, member_id=other.id)
 
-    page = reply_of(
+    page = private_reply(
         await world.slash("quota-admin log", user=world.moderator, options={"page": 2})
     ).text
     assert "page 2 of 2" in page and "gift 0" in page
 
-    page = reply_of(
+    page = private_reply(
         await world.slash("quota-admin log", user=world.moderator, options={"member": other})
     ).text
     assert f"Credit ledger of {other.mention}** — page 1 of 1" in page
     assert page.count("**grant**") == 3
 
     # A page past the end shows the last one.
-    page = reply_of(
+    page = private_reply(
         await world.slash("quota-admin log", user=world.moderator, options={"page": 99})
     ).text
     assert "page 2 of 2" in page
 
 
 async def test_log_of_an_empty_ledger(world: World) -> None:
-    page = reply_of(await world.slash("quota-admin log", user=world.moderator))
+    page = private_reply(await world.slash("quota-admin log", user=world.moderator))
     assert "page 1 of 1" in page.text and "No ledger rows yet." in page.text
     assert button(page, "p")["disabled"] and button(page, "n")["disabled"]
 
@@ -397,7 +381,7 @@ async def test_a_member_without_manage_server_is_refused(
 ) -> None:
     service = world.core.service
     await service.grant_bonus(world.guild.id, world.moderator.id, 3, "seed", world.moderator.id)
-    rows_before = await ledger_rows(world)
+    rows_before = await world.ledger_rows()
     balance_before = await service.balance(world.guild.id, world.member.id)
     settings_before = await service.guild_settings(world.guild.id)
 
@@ -407,7 +391,7 @@ async def test_a_member_without_manage_server_is_refused(
     )
 
     assert interaction.ephemeral
-    assert reply_of(interaction).text == NOT_A_MODERATOR
-    assert await ledger_rows(world) == rows_before
+    assert private_reply(interaction).text == NOT_A_MODERATOR
+    assert await world.ledger_rows() == rows_before
     assert await service.balance(world.guild.id, world.member.id) == balance_before
     assert await service.guild_settings(world.guild.id) == settings_before

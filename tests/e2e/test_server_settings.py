@@ -14,38 +14,16 @@ import pytest
 
 from bot.catalog import CATALOG
 from storage.models import LedgerEntry
-from tests.e2e.conftest import World, image
-from tests.fakediscord import MANAGE_GUILD, FakeInteraction, StoredMessage
+from tests.e2e.conftest import World, image, private_reply
+from tests.fakediscord import MANAGE_GUILD
 
 NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
 PRO, TURBO, REFERENCE = "vidu-q3-pro-i2v", "vidu-q3-turbo-i2v", "vidu-q2-reference2video"
 
 
-async def ledger_rows(world: World) -> list[LedgerEntry]:
-    async with world.core.db.read() as store:
-        return await store.ledger_entries(world.guild.id)
-
-
-def reply_of(interaction: FakeInteraction) -> StoredMessage:
-    message = interaction.last_message
-    assert message is not None, interaction.responses
-    assert message.ephemeral, message.text
-    assert message.pinged_user_ids == [] and message.pinged_role_ids == []
-    assert not message.pings_everyone
-    return message
-
-
-async def moderator_runs(world: World, command: str, **options: Any) -> str:
-    interaction = await world.slash(
-        f"video-settings {command}", user=world.moderator, options=options
-    )
-    assert interaction.ephemeral
-    return reply_of(interaction).text
-
-
 async def settings_row(world: World, before: int) -> LedgerEntry:
     """The one ledger row a settings change writes: guild-wide, by the moderator."""
-    rows = await ledger_rows(world)
+    rows = await world.ledger_rows()
     assert len(rows) == before + 1, rows[before:]
     row = rows[-1]
     assert (row.kind, row.user_id, row.actor) == ("default", None, str(world.moderator.id))
@@ -70,7 +48,9 @@ async def test_group_is_guild_only_and_hidden(world: World) -> None:
 
 async def test_channels_add_remove_and_all(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(world, "channels", action="add", channel=world.other_channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="add", channel=world.other_channel
+    )
     assert f"only in {world.other_channel.mention}" in text
     assert (await service.guild_settings(world.guild.id)).allowed_channels == [
         world.other_channel.id
@@ -78,57 +58,67 @@ async def test_channels_add_remove_and_all(world: World) -> None:
     row = await settings_row(world, 0)
     assert str(world.other_channel.id) in row.reason
 
-    await moderator_runs(world, "channels", action="add", channel=world.channel)
+    await world.moderator_runs("video-settings channels", action="add", channel=world.channel)
     allowed = (await service.guild_settings(world.guild.id)).allowed_channels
     assert sorted(allowed) == sorted([world.channel.id, world.other_channel.id])
     await settings_row(world, 1)
 
-    text = await moderator_runs(world, "channels", action="remove", channel=world.channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="remove", channel=world.channel
+    )
     assert "removed" in text
     assert (await service.guild_settings(world.guild.id)).allowed_channels == [
         world.other_channel.id
     ]
     await settings_row(world, 2)
 
-    text = await moderator_runs(world, "channels", action="all")
+    text = await world.moderator_runs("video-settings channels", action="all")
     assert "every channel" in text
     assert (await service.guild_settings(world.guild.id)).allowed_channels == []
     await settings_row(world, 3)
 
 
 async def test_allowed_channels_reach_the_video_command(world: World) -> None:
-    await moderator_runs(world, "channels", action="add", channel=world.other_channel)
+    await world.moderator_runs("video-settings channels", action="add", channel=world.other_channel)
 
     refused = await world.slash(
         "video animate", options={"prompt": "x"}, attachments={"image": image()}
     )
 
-    assert world.other_channel.mention in reply_of(refused).text
+    assert world.other_channel.mention in private_reply(refused).text
     assert await world.jobs() == []
 
 
 async def test_channels_mistakes_change_nothing(world: World) -> None:
-    text = await moderator_runs(world, "channels", action="add")
+    text = await world.moderator_runs("video-settings channels", action="add")
     assert "Pick the `channel` to add" in text
-    text = await moderator_runs(world, "channels", action="remove", channel=world.channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="remove", channel=world.channel
+    )
     assert "Every channel is allowed" in text
-    await moderator_runs(world, "channels", action="add", channel=world.channel)
-    text = await moderator_runs(world, "channels", action="add", channel=world.channel)
+    await world.moderator_runs("video-settings channels", action="add", channel=world.channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="add", channel=world.channel
+    )
     assert "already allowed" in text
-    text = await moderator_runs(world, "channels", action="remove", channel=world.other_channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="remove", channel=world.other_channel
+    )
     assert "not in the list" in text
     # Removing the last one would silently mean "every channel": refused.
-    text = await moderator_runs(world, "channels", action="remove", channel=world.channel)
+    text = await world.moderator_runs(
+        "video-settings channels", action="remove", channel=world.channel
+    )
     assert "only allowed channel" in text
 
-    assert len(await ledger_rows(world)) == 1
+    assert len(await world.ledger_rows()) == 1
     assert (await world.core.service.guild_settings(world.guild.id)).allowed_channels == [
         world.channel.id
     ]
 
 
 async def test_concurrency(world: World) -> None:
-    text = await moderator_runs(world, "concurrency", jobs=4)
+    text = await world.moderator_runs("video-settings concurrency", jobs=4)
 
     assert "4 job(s) at once" in text
     assert (await world.core.service.guild_settings(world.guild.id)).max_concurrent == 4
@@ -138,16 +128,16 @@ async def test_concurrency(world: World) -> None:
 
 async def test_models_disable_and_enable(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(world, "models", model=TURBO, enabled=False)
+    text = await world.moderator_runs("video-settings models", model=TURBO, enabled=False)
     assert f"`{TURBO}` is now disabled" in text
     assert (await service.guild_settings(world.guild.id)).enabled_models == [PRO, REFERENCE]
     await settings_row(world, 0)
 
-    text = await moderator_runs(world, "models", model=TURBO, enabled=False)
+    text = await world.moderator_runs("video-settings models", model=TURBO, enabled=False)
     assert "already disabled" in text
-    assert len(await ledger_rows(world)) == 1
+    assert len(await world.ledger_rows()) == 1
 
-    text = await moderator_runs(world, "models", model=TURBO, enabled=True)
+    text = await world.moderator_runs("video-settings models", model=TURBO, enabled=True)
     assert f"`{TURBO}` is now enabled" in text
     # Every model on again is stored as "all", so models added later are on too.
     assert (await service.guild_settings(world.guild.id)).enabled_models is None
@@ -155,24 +145,24 @@ async def test_models_disable_and_enable(world: World) -> None:
 
 
 async def test_disabling_the_last_model_is_refused(world: World) -> None:
-    await moderator_runs(world, "models", model=TURBO, enabled=False)
-    await moderator_runs(world, "models", model=REFERENCE, enabled=False)
+    await world.moderator_runs("video-settings models", model=TURBO, enabled=False)
+    await world.moderator_runs("video-settings models", model=REFERENCE, enabled=False)
 
-    text = await moderator_runs(world, "models", model=PRO, enabled=False)
+    text = await world.moderator_runs("video-settings models", model=PRO, enabled=False)
 
     assert "at least one model" in text
     assert (await world.core.service.guild_settings(world.guild.id)).enabled_models == [PRO]
-    assert len(await ledger_rows(world)) == 2
+    assert len(await world.ledger_rows()) == 2
 
 
 async def test_daily_cap_set_and_removed(world: World) -> None:
     service = world.core.service
-    text = await moderator_runs(world, "daily-cap", credits=500)
+    text = await world.moderator_runs("video-settings daily-cap", credits=500)
     assert "at most 500 credits per UTC day" in text
     assert (await service.guild_settings(world.guild.id)).daily_cap == 500
     await settings_row(world, 0)
 
-    text = await moderator_runs(world, "daily-cap")
+    text = await world.moderator_runs("video-settings daily-cap")
     assert "no daily cap" in text
     assert (await service.guild_settings(world.guild.id)).daily_cap is None
     await settings_row(world, 1)
@@ -188,16 +178,16 @@ async def test_show(world: World) -> None:
         enabled_models=[PRO],
         daily_cap=700,
     )
-    rows = len(await ledger_rows(world))
+    rows = len(await world.ledger_rows())
 
-    text = await moderator_runs(world, "show")
+    text = await world.moderator_runs("video-settings show")
 
     assert f"Channels: {world.other_channel.mention}" in text
     assert "Running jobs per member: 3" in text
     assert f"Models: `{PRO}`" in text and TURBO not in text
     assert "700 credits per UTC day" in text
     assert "Default allowance: 100 credits per week" in text
-    assert len(await ledger_rows(world)) == rows
+    assert len(await world.ledger_rows()) == rows
 
 
 Options = Callable[[World], dict[str, Any]]
@@ -225,7 +215,7 @@ async def test_a_member_without_manage_server_is_refused(
     await service.update_guild_settings(
         world.guild.id, world.moderator.id, allowed_channels=[world.channel.id], daily_cap=900
     )
-    rows_before = await ledger_rows(world)
+    rows_before = await world.ledger_rows()
     settings_before = await service.guild_settings(world.guild.id)
 
     interaction = await world.slash(
@@ -233,6 +223,6 @@ async def test_a_member_without_manage_server_is_refused(
     )
 
     assert interaction.ephemeral
-    assert reply_of(interaction).text == NOT_A_MODERATOR
-    assert await ledger_rows(world) == rows_before
+    assert private_reply(interaction).text == NOT_A_MODERATOR
+    assert await world.ledger_rows() == rows_before
     assert await service.guild_settings(world.guild.id) == settings_before
