@@ -872,43 +872,48 @@ class JobService:
         """Override a member's allowance per period: a number, or None for unlimited."""
         if credits is not None and credits < 0:
             raise Refusal("An allowance cannot be negative.", code="invalid_request")
-        now = self._now()
-        async with self._db.transaction() as store:
-            guild = await store.guild_settings(guild_id, self._defaults())
-            quota = await store.member_quota(guild_id, member_id)
-            await store.save_member_quota(
-                quota.model_copy(update={"allowance": credits, "unlimited": credits is None}), now
-            )
-            await store.add_ledger(
-                guild_id=guild_id,
-                user_id=member_id,
-                kind="set",
-                amount=credits or 0,
-                actor=str(actor_id),
-                reason=f"allowance set to {describe_allowance(credits, guild.period)}",
-                at=now,
-            )
-            return await self._balance_in(store, guild, guild_id, member_id, now)
+        return await self._change_allowance(
+            guild_id, member_id, actor_id, allowance=credits, unlimited=credits is None
+        )
 
     async def clear_allowance(self, guild_id: int, member_id: int, actor_id: int) -> Balance:
         """Drop a member's override: they follow the server default again."""
+        return await self._change_allowance(
+            guild_id, member_id, actor_id, allowance=None, unlimited=False
+        )
+
+    async def _change_allowance(
+        self,
+        guild_id: int,
+        member_id: int,
+        actor_id: int,
+        *,
+        allowance: int | None,
+        unlimited: bool,
+    ) -> Balance:
         now = self._now()
         async with self._db.transaction() as store:
             guild = await store.guild_settings(guild_id, self._defaults())
             quota = await store.member_quota(guild_id, member_id)
             await store.save_member_quota(
-                quota.model_copy(update={"allowance": None, "unlimited": False}), now
+                quota.model_copy(update={"allowance": allowance, "unlimited": unlimited}), now
             )
+            if unlimited or allowance is not None:
+                amount = allowance or 0
+                reason = f"allowance set to {describe_allowance(allowance, guild.period)}"
+            else:
+                amount = guild.allowance
+                reason = (
+                    "allowance back to the server default "
+                    f"({describe_allowance(guild.allowance, guild.period)})"
+                )
             await store.add_ledger(
                 guild_id=guild_id,
                 user_id=member_id,
                 kind="set",
-                amount=guild.allowance,
+                amount=amount,
                 actor=str(actor_id),
-                reason=(
-                    "allowance back to the server default "
-                    f"({describe_allowance(guild.allowance, guild.period)})"
-                ),
+                reason=reason,
                 at=now,
             )
             return await self._balance_in(store, guild, guild_id, member_id, now)
