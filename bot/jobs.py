@@ -178,6 +178,14 @@ def _clip(text: str, limit: int = FAILURE_REASON_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+async def _load(store: Store, job_id: int) -> Job:
+    """The job, read inside the caller's transaction; a missing one is a programming error."""
+    job = await store.get_job(job_id)
+    if job is None:
+        raise LookupError(f"no job {job_id}")
+    return job
+
+
 def failure_words(reason: str) -> str:
     """A task's failure `reason` in words a member understands."""
     known = errors.REASON_MEMBER_MESSAGES.get(reason.strip())
@@ -464,8 +472,7 @@ class JobService:
             else self._settings.poll_min_seconds
         )
         async with self._db.transaction() as store:
-            current = await store.get_job(job.id)
-            assert current is not None
+            current = await _load(store, job.id)
             if current.state is not JobState.SUBMITTING:
                 # Settled meanwhile (should not happen while in flight): keep the id for audit.
                 log.error(
@@ -491,8 +498,7 @@ class JobService:
     async def _rejected(self, job: Job, member_message: str) -> Job:
         now = self._now()
         async with self._db.transaction() as store:
-            current = await store.get_job(job.id)
-            assert current is not None
+            current = await _load(store, job.id)
             if current.state is not JobState.SUBMITTING:
                 return current
             await self._release(store, current, "refused by the video service", now)
@@ -513,8 +519,7 @@ class JobService:
             "they come back if the video is not made."
         )
         async with self._db.transaction() as store:
-            current = await store.get_job(job.id)
-            assert current is not None
+            current = await _load(store, job.id)
             if current.state is not JobState.SUBMITTING:
                 return current
             updated = await store.update_job(job.id, now, failure_reason=_clip(words, 500))
@@ -531,8 +536,7 @@ class JobService:
     async def attach_card(self, job_id: int, message_id: int) -> Job:
         now = self._now()
         async with self._db.transaction() as store:
-            if await store.get_job(job_id) is None:
-                raise LookupError(f"no job {job_id}")
+            await _load(store, job_id)
             return await store.update_job(job_id, now, card_message_id=message_id)
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -589,9 +593,7 @@ class JobService:
         """Move a job by a task result; idempotent (a settled job is returned unchanged)."""
         now = self._now()
         async with self._db.transaction() as store:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise LookupError(f"no job {job_id}")
+            job = await _load(store, job_id)
             if not job.state.is_active or job.task_id is None:
                 return job
             before = job.state
@@ -666,9 +668,7 @@ class JobService:
         """A task-result read failed: TaskNotFound fails the job; anything else backs off."""
         now = self._now()
         async with self._db.transaction() as store:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise LookupError(f"no job {job_id}")
+            job = await _load(store, job_id)
             if not job.state.is_active or job.task_id is None:
                 return job
             before = job.state
@@ -724,9 +724,7 @@ class JobService:
     async def _finish_delivery(self, job_id: int, state: JobState, **changes: object) -> Job:
         now = self._now()
         async with self._db.transaction() as store:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise LookupError(f"no job {job_id}")
+            job = await _load(store, job_id)
             if job.state is not JobState.SUCCEEDED:
                 if job.state is not state:
                     log.warning("job %s: cannot become %s from %s", job_id, state, job.state)
@@ -743,9 +741,7 @@ class JobService:
         now = self._now()
         video = result.video if result.succeeded else None
         async with self._db.transaction() as store:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise LookupError(f"no job {job_id}")
+            job = await _load(store, job_id)
             if video is None or not video.video_url or job.state not in CHARGED_STATES:
                 return job
             expires = now + timedelta(seconds=video.video_url_ttl) if video.video_url_ttl else None
@@ -756,9 +752,7 @@ class JobService:
     async def retry_delivery_later(self, job_id: int, seconds: float) -> Job:
         now = self._now()
         async with self._db.transaction() as store:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise LookupError(f"no job {job_id}")
+            job = await _load(store, job_id)
             if job.state is not JobState.SUCCEEDED:
                 return job
             return await store.update_job(
