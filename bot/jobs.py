@@ -67,6 +67,7 @@ from storage import (
 from storage.models import CHARGED_STATES, LedgerPool
 
 if TYPE_CHECKING:
+    from bot.api.endpoints import Endpoint
     from bot.api.models import TaskResult, VideoRequest
     from bot.settings import Settings
 
@@ -116,7 +117,7 @@ class Refusal(UserFacingError):
 class VideoSubmitter(Protocol):
     """What the service needs of the API client (`bot.api.VideoAPI` is one)."""
 
-    async def submit(self, model: ModelSpec, request: VideoRequest) -> str: ...
+    async def submit(self, endpoint: Endpoint, request: VideoRequest) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +446,7 @@ class JobService:
 
     async def _send(self, job: Job, prepared: _Prepared) -> Job:
         try:
-            task_id = await self._api.submit(prepared.spec, prepared.request)
+            task_id = await self._api.submit(prepared.spec.endpoint, prepared.request)
         except (
             errors.SubmissionOutcomeUnknown,
             errors.ServerError,

@@ -42,7 +42,7 @@ from bot.api.models import SubmitResponse, TaskResult, VideoRequest
 from bot.api.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from bot.catalog import ModelSpec
+    from bot.api.endpoints import Endpoint
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -236,18 +236,18 @@ class VideoAPI:
 
     # --- the API -----------------------------------------------------------------------
 
-    async def submit(self, model: ModelSpec, request: VideoRequest) -> str:
+    async def submit(self, endpoint: Endpoint, request: VideoRequest) -> str:
         """Start a video; returns the task id.
 
         Raises `SubmissionOutcomeUnknown` when the task may or may not exist; the caller
         must find out (or give up on it), never simply submit again.
         """
-        if not isinstance(request, model.request_model):
+        if not isinstance(request, endpoint.request_model):
             raise TypeError(
-                f"{model.name} takes a {model.request_model.__name__}, "
+                f"{endpoint.name} takes a {endpoint.request_model.__name__}, "
                 f"not a {type(request).__name__}"
             )
-        what = f"POST {model.path}"
+        what = f"POST {endpoint.path}"
         body = request.to_body()
         attempt = 0
         while True:
@@ -258,7 +258,7 @@ class VideoAPI:
             # task may exist and be billed, so the outcome is reported as unknown instead.
             try:
                 status, raw, retry_after = await self._request(
-                    "POST", model.path, body=body, seconds=self.submit_timeout
+                    "POST", endpoint.path, body=body, seconds=self.submit_timeout
                 )
             except aiohttp.ClientConnectorError as exc:
                 error = APIConnectionError(f"{what}: could not connect: {describe(exc)}")
@@ -278,7 +278,7 @@ class VideoAPI:
                 if 200 <= status < 300:
                     return self._task_id(raw, status, what)
                 error = error_from_response(
-                    status, raw, method="POST", path=model.path, retry_after=retry_after
+                    status, raw, method="POST", path=endpoint.path, retry_after=retry_after
                 )
                 if status >= 500:
                     raise SubmissionOutcomeUnknown(

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot.api.endpoints import endpoint_at
 from bot.api.models import TaskStatus, describe_validation_error
-from bot.catalog import model_for_path
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -270,7 +270,7 @@ async def _simulate(request: web.Request, handler: Any) -> web.StreamResponse:
 async def _submit(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     config = state.config
-    spec = model_for_path(request.path)
+    spec = endpoint_at(request.path)
     if spec is None:
         return _error(404, "API_NOT_FOUND", f"no API at {request.path}")
     try:

@@ -37,12 +37,11 @@ from bot.api import (
     VideoAPIError,
 )
 from bot.api.client import parse_retry_after
+from bot.api.endpoints import Q2_REFERENCE2VIDEO as Q2
+from bot.api.endpoints import Q3_PRO_I2V as Q3
+from bot.api.endpoints import Q3_TURBO_I2V as Q3_TURBO
+from bot.api.endpoints import Endpoint
 from bot.api.simulator import Simulator, SimulatorConfig, sample_mp4
-from bot.catalog import ModelSpec, get_model
-
-Q3 = get_model("vidu-q3-pro-i2v")
-Q3_TURBO = get_model("vidu-q3-turbo-i2v")
-Q2 = get_model("vidu-q2-reference2video")
 
 
 async def poll_until_done(api: VideoAPI, task_id: str, *, limit: float = 5.0) -> list[TaskResult]:
@@ -80,7 +79,7 @@ def free_port() -> int:
     ids=["q3-pro", "q3-turbo", "q2-reference"],
 )
 async def test_submit_poll_download_end_to_end(
-    sim: Simulator, api: VideoAPI, tmp_path: Path, spec: ModelSpec, build: Callable[[], object]
+    sim: Simulator, api: VideoAPI, tmp_path: Path, spec: Endpoint, build: Callable[[], object]
 ) -> None:
     request = build()
     if spec is Q3_TURBO:
@@ -221,15 +220,7 @@ async def test_wrong_or_missing_key(sim: Simulator, make_api: Callable[..., Vide
 
 
 async def test_unknown_endpoint_is_not_found(api: VideoAPI) -> None:
-    ghost = ModelSpec(
-        name="vidu-ghost",
-        label="ghost",
-        kind="image-to-video",
-        path="/v3/async/vidu-ghost",
-        request_model=Q3ImageToVideoRequest,
-        inputs=frozenset(),
-        max_duration=16,
-    )
+    ghost = Endpoint("vidu-ghost", Q3ImageToVideoRequest)
     with pytest.raises(NotFoundError) as caught:
         await api.submit(ghost, q3_request())
     assert caught.value.reason == "API_NOT_FOUND"

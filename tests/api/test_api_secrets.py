@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.api import VideoAPI, VideoAPIError
+from bot.api.endpoints import Q3_PRO_I2V
 from bot.api.models import Q3ImageToVideoRequest
-from bot.catalog import get_model
 
 SECRET = "sk-live-SUPERSECRET-0123456789"
 
@@ -43,7 +43,7 @@ async def test_key_is_not_in_errors_from_a_broken_server(broken_server: str) -> 
     async with VideoAPI(broken_server, SECRET, max_retries=0) as api:
         for call in (
             api.task_result("abc"),
-            api.submit(get_model("vidu-q3-pro-i2v"), request),
+            api.submit(Q3_PRO_I2V, request),
             api.download(f"{broken_server}/video.mp4", max_bytes=1000),
         ):
             with pytest.raises(VideoAPIError) as caught:

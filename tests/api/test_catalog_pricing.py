@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from bot.api import Q3ImageToVideoRequest, Q3TurboImageToVideoRequest, VideoRequest
-from bot.catalog import CATALOG, get_model, model_for_path, models_of_kind
+from bot.api.endpoints import endpoint_at
+from bot.catalog import CATALOG, get_model, models_of_kind
 from bot.pricing import price_credits, price_of_body, price_per_second
 from bot.settings import Settings
 
@@ -23,7 +24,7 @@ def test_catalog_entries() -> None:
         assert spec.path == f"/v3/async/{name}"
         assert issubclass(spec.request_model, VideoRequest)
         assert set(spec.price_per_second) == {"540p", "720p", "1080p"}
-        assert model_for_path(spec.path) is spec
+        assert endpoint_at(spec.path) is spec.endpoint
     turbo = get_model("vidu-q3-turbo-i2v")
     assert turbo.request_model is Q3TurboImageToVideoRequest
     assert issubclass(turbo.request_model, Q3ImageToVideoRequest)
