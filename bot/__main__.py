@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()  # first: a bad setting stops us before anything else loads
 
-    import discord
-
+    from bot.app import run_bot
     from bot.logs import setup_logging
-    from bot.runner import run_bot
+    from bot.settings import ConfigurationError
     from storage import StorageError
 
     secrets = [settings.discord_token.get_secret_value()]
@@ -76,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except StorageError as error:
         print(f"database error: {error}", file=sys.stderr)
         return 2
-    except discord.LoginFailure:
-        print("configuration error: DISCORD_TOKEN was refused by Discord", file=sys.stderr)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

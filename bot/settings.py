@@ -24,6 +24,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Period = Literal["day", "week", "month", "none"]
+
+
+class ConfigurationError(Exception):
+    """A setting that looked valid was refused when used (e.g. Discord refused the token);
+    the message names it, and the bot stops with exit status 2."""
+
+
 RESOLUTIONS = ("540p", "720p", "1080p")
 
 

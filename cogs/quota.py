@@ -15,14 +15,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app import report_error, send_ephemeral
-from bot.errors import UserFacingError
-from bot.pricing import price_credits
+from bot.core.pricing import price_credits
+from bot.discord.tree import Guarded, UserFacingError, send_ephemeral
+from bot.discord.wording import channel_mentions
 from cogs.common import defer_private, ensure_moderator, guild_id_of, is_moderator
 from storage.models import SYSTEM_ACTOR
 
 if TYPE_CHECKING:
-    from bot.discord_app import VideoBot
+    from bot.discord.bot import VideoBot
     from storage.models import Balance, LedgerEntry, Period
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def ledger_line(entry: LedgerEntry, *, with_member: bool = True) -> str:
     if entry.job_id is not None:
         parts.append(f"job {entry.job_id}")
     parts.append("by system" if entry.actor == SYSTEM_ACTOR else f"by <@{entry.actor}>")
-    reason = " ".join(entry.reason.split()).replace("`", "'")
+    reason = channel_mentions(" ".join(entry.reason.split()).replace("`", "'"))
     if reason:
         if len(reason) > REASON_WIDTH:
             reason = reason[: REASON_WIDTH - 1] + "…"
@@ -142,6 +142,7 @@ def ledger_text(
 
 
 class LedgerPageButton(
+    Guarded,
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"qlog:(?P<dir>[pn]):(?P<moderator>[0-9]+):(?P<member>[0-9]+):(?P<page>[0-9]+)",
 ):
@@ -196,21 +197,14 @@ class LedgerPageButton(
             return False
         return True
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: VideoBot = interaction.client
-        try:
-            content, view = await render_log_page(
-                bot,
-                guild_id_of(interaction),
-                self.member_id or None,
-                self.moderator_id,
-                self.page,
-            )
-        except Exception as error:
-            # A component has no command tree around it: answer the way the tree would
-            # (words for known errors, an incident id and a traceback for the rest).
-            await report_error(interaction, error)
-            return
+    async def run(self, interaction: discord.Interaction[VideoBot]) -> None:
+        content, view = await render_log_page(
+            interaction.client,
+            guild_id_of(interaction),
+            self.member_id or None,
+            self.moderator_id,
+            self.page,
+        )
         await interaction.response.edit_message(
             content=content, view=view, allowed_mentions=discord.AllowedMentions.none()
         )
@@ -219,7 +213,7 @@ class LedgerPageButton(
 async def render_log_page(
     bot: VideoBot, guild_id: int, member_id: int | None, moderator_id: int, page: int
 ) -> tuple[str, discord.ui.View]:
-    result = await bot.service.ledger(guild_id, member_id, page=page, per_page=LOG_PER_PAGE)
+    result = await bot.core.moderation.ledger(guild_id, member_id, page=page, per_page=LOG_PER_PAGE)
     pages = max(result.pages, 1)
     current = min(max(result.page, 0), pages - 1)
     title = f"Credit ledger of <@{member_id}>" if member_id else "Credit ledger of this server"
@@ -259,9 +253,9 @@ class Quota(commands.Cog):
     async def quota(self, interaction: discord.Interaction[VideoBot]) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        service = self.bot.service
-        balance = await service.balance(guild_id, interaction.user.id)
-        typical = await service.typical_price(guild_id)
+        moderation = self.bot.core.moderation
+        balance = await moderation.balance(guild_id, interaction.user.id)
+        typical = await moderation.typical_price(guild_id)
         reference = price_credits(
             REFERENCE_MODEL, REFERENCE_RESOLUTION, REFERENCE_SECONDS, False, self.bot.settings
         )
@@ -318,16 +312,16 @@ class QuotaAdmin(
                 "Give either `credits` or `unlimited: True`, not both; nothing was changed."
             )
         await defer_private(interaction)
-        service = self.bot.service
+        moderation = self.bot.core.moderation
         actor = interaction.user.id
         if unlimited:
-            balance = await service.set_allowance(guild_id, member.id, None, actor)
+            balance = await moderation.set_allowance(guild_id, member.id, None, actor)
             said = f"{member.mention} now has unlimited credits."
         elif credits is None:
-            balance = await service.clear_allowance(guild_id, member.id, actor)
+            balance = await moderation.clear_allowance(guild_id, member.id, actor)
             said = f"{member.mention} follows the server default again."
         else:
-            balance = await service.set_allowance(guild_id, member.id, credits, actor)
+            balance = await moderation.set_allowance(guild_id, member.id, credits, actor)
             said = f"{member.mention} now has {_credits(credits)} credits per period."
         await send_ephemeral(interaction, f"{said} {short_balance(balance)}")
 
@@ -348,7 +342,7 @@ class QuotaAdmin(
         if credits == 0:
             raise UserFacingError("Give a number of credits other than 0; nothing was changed.")
         await defer_private(interaction)
-        balance = await self.bot.service.grant_bonus(
+        balance = await self.bot.core.moderation.grant_bonus(
             guild_id, member.id, credits, reason, interaction.user.id
         )
         said = (
@@ -367,7 +361,9 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        balance = await self.bot.service.reset_usage(guild_id, member.id, interaction.user.id)
+        balance = await self.bot.core.moderation.reset_usage(
+            guild_id, member.id, interaction.user.id
+        )
         await send_ephemeral(
             interaction,
             f"Reset this period's usage of {member.mention}. {short_balance(balance)}",
@@ -380,7 +376,7 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.block(guild_id, member.id, interaction.user.id)
+        await self.bot.core.moderation.block(guild_id, member.id, interaction.user.id)
         await send_ephemeral(
             interaction, f"Blocked {member.mention}: no new videos (running jobs finish)."
         )
@@ -392,7 +388,7 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.unblock(guild_id, member.id, interaction.user.id)
+        await self.bot.core.moderation.unblock(guild_id, member.id, interaction.user.id)
         await send_ephemeral(interaction, f"Unblocked {member.mention}.")
 
     @app_commands.command(
@@ -411,7 +407,7 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.set_guild_default(
+        await self.bot.core.moderation.set_guild_default(
             guild_id, credits, cast("Period", period.value), interaction.user.id
         )
         await send_ephemeral(
@@ -427,9 +423,9 @@ class QuotaAdmin(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        service = self.bot.service
-        balance = await service.balance(guild_id, member.id)
-        recent = await service.ledger(guild_id, member.id, page=0, per_page=SHOW_RECENT)
+        moderation = self.bot.core.moderation
+        balance = await moderation.balance(guild_id, member.id)
+        recent = await moderation.ledger(guild_id, member.id, page=0, per_page=SHOW_RECENT)
         lines = [
             f"**Credits of {member.mention}**",
             *balance_lines(balance),

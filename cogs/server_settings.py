@@ -14,13 +14,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.catalog import CATALOG
-from bot.discord_app import send_ephemeral
-from bot.errors import UserFacingError
+from bot.core.catalog import CATALOG
+from bot.discord.tree import UserFacingError, send_ephemeral
 from cogs.common import defer_private, ensure_moderator, guild_id_of
 
 if TYPE_CHECKING:
-    from bot.discord_app import VideoBot
+    from bot.discord.bot import VideoBot
     from storage.models import GuildSettings
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class ServerSettings(
         return ensure_moderator(interaction)
 
     async def _reply(self, interaction: discord.Interaction[VideoBot], first_line: str) -> None:
-        settings = await self.bot.service.guild_settings(guild_id_of(interaction))
+        settings = await self.bot.core.moderation.guild_settings(guild_id_of(interaction))
         await send_ephemeral(interaction, f"{first_line}\n\n{settings_text(settings)}")
 
     @app_commands.command(
@@ -133,8 +132,8 @@ class ServerSettings(
         if channel == 0:
             raise UserFacingError("Pick a text channel, a voice or stage chat, or a thread.")
         await defer_private(interaction)
-        service = self.bot.service
-        before = await service.guild_settings(guild_id)
+        moderation = self.bot.core.moderation
+        before = await moderation.guild_settings(guild_id)
         current = list(before.allowed_channels)
         if action.value == "all":
             allowed: list[int] = []
@@ -169,7 +168,7 @@ class ServerSettings(
                     "channel. `add` another channel first, or choose `all`."
                 )
             said = f"<#{channel}> removed."
-        await service.update_guild_settings(
+        await moderation.update_guild_settings(
             guild_id, interaction.user.id, allowed_channels=allowed, expected=before
         )
         await self._reply(interaction, said)
@@ -185,7 +184,7 @@ class ServerSettings(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.update_guild_settings(
+        await self.bot.core.moderation.update_guild_settings(
             guild_id, interaction.user.id, max_concurrent=jobs
         )
         await self._reply(interaction, f"Members may now run {jobs} job(s) at once.")
@@ -203,8 +202,8 @@ class ServerSettings(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        service = self.bot.service
-        before = await service.guild_settings(guild_id)
+        moderation = self.bot.core.moderation
+        before = await moderation.guild_settings(guild_id)
         current = before.enabled_models
         chosen = set(CATALOG) if current is None else set(current) & set(CATALOG)
         if enabled:
@@ -218,7 +217,7 @@ class ServerSettings(
         state = "enabled" if enabled else "disabled"
         if new == current:
             raise UserFacingError(f"`{model.value}` is already {state}; nothing was changed.")
-        await service.update_guild_settings(
+        await moderation.update_guild_settings(
             guild_id, interaction.user.id, enabled_models=new, expected=before
         )
         said = f"`{model.value}` is now {state}."
@@ -237,7 +236,7 @@ class ServerSettings(
     ) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        await self.bot.service.update_guild_settings(
+        await self.bot.core.moderation.update_guild_settings(
             guild_id, interaction.user.id, daily_cap=credits
         )
         said = (
@@ -251,7 +250,7 @@ class ServerSettings(
     async def show(self, interaction: discord.Interaction[VideoBot]) -> None:
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
-        settings = await self.bot.service.guild_settings(guild_id)
+        settings = await self.bot.core.moderation.guild_settings(guild_id)
         await send_ephemeral(interaction, settings_text(settings))
 
 

@@ -13,7 +13,6 @@ import email.utils
 import logging
 import mimetypes
 import os
-import random
 import tempfile
 import time
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from bot.api.errors import (
 )
 from bot.api.models import SubmitResponse, TaskResult, VideoRequest
 from bot.api.ratelimit import RateLimiter
+from bot.retry import backoff
 
 if TYPE_CHECKING:
     from bot.api.endpoints import Endpoint
@@ -213,14 +213,14 @@ class VideoAPI:
             log.debug("%s %s → HTTP %s", method, path, response.status)
             return response.status, raw, retry_after
 
-    def _backoff(self, attempt: int, error: VideoAPIError) -> float:
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return error.retry_after
-        delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
-        return delay * (1 - RETRY_JITTER * random.random())
-
     async def _wait_to_retry(self, what: str, attempt: int, error: VideoAPIError) -> None:
-        delay = self._backoff(attempt, error)
+        delay = backoff(
+            attempt,
+            base=self.retry_base_delay,
+            cap=self.retry_max_delay,
+            jitter=RETRY_JITTER,
+            retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
+        )
         if isinstance(error, RateLimitError):
             # The whole client waits, not only this call: the limit is per account.
             self.limiter.pause(delay)

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from bot.api.simulator import Simulator, SimulatorConfig
-from bot.discord_app import VideoBot
-from bot.runner import Core, build_bot, open_core
+from bot.app import Resources, build_bot, open_resources
+from bot.core import Core
+from bot.discord.bot import VideoBot
 from bot.settings import Settings
 from storage.models import Job, LedgerEntry
 from tests.fakediscord import (
@@ -90,7 +91,7 @@ def world_settings(tmp_path: Path, sim: Simulator, **overrides: Any) -> Settings
 class World:
     fake: FakeDiscord
     sim: Simulator
-    core: Core
+    app: Resources
     bot: VideoBot
     guild: FakeGuild
     channel: FakeChannel
@@ -101,7 +102,11 @@ class World:
 
     @property
     def settings(self) -> Settings:
-        return self.core.settings
+        return self.app.settings
+
+    @property
+    def core(self) -> Core:
+        return self.app.core
 
     async def slash(
         self,
@@ -128,14 +133,14 @@ class World:
         return interaction
 
     async def jobs(self) -> list[Job]:
-        return await self.core.service.history(self.guild.id, self.member.id, limit=100)
+        return await self.core.lifecycle.history(self.guild.id, self.member.id, limit=100)
 
     async def wait_job(
         self, job_id: int, predicate: Callable[[Job], bool], timeout: float = 10.0
     ) -> Job:
         async with asyncio.timeout(timeout):
             while True:
-                job = await self.core.service.get_job(job_id)
+                job = await self.core.lifecycle.get_job(job_id)
                 assert job is not None
                 if predicate(job):
                     return job
@@ -156,7 +161,7 @@ class World:
 
     async def ledger_rows(self) -> list[LedgerEntry]:
         """Every ledger row of the test guild, oldest first."""
-        async with self.core.db.read() as store:
+        async with self.app.db.read() as store:
             return await store.ledger_entries(self.guild.id)
 
     async def moderator_runs(self, command: str, **options: Any) -> str:
@@ -195,13 +200,13 @@ async def world(
         member = fake.add_member(guild.id, "alice")
         moderator = fake.add_member(guild.id, "mod", permissions=MANAGE_GUILD)
         settings = world_settings(tmp_path, sim, discord_token=fake.token, **settings_overrides)
-        async with open_core(settings) as core:
-            bot = build_bot(core)
+        async with open_resources(settings) as app:
+            bot = build_bot(app)
             async with fake.running(bot):
                 yield World(
                     fake=fake,
                     sim=sim,
-                    core=core,
+                    app=app,
                     bot=bot,
                     guild=guild,
                     channel=guild.channel_named("general"),

@@ -97,7 +97,7 @@ async def test_unexpected_error_shows_an_incident_id(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(world.core.service, "history", broken)
+    monkeypatch.setattr(world.core.lifecycle, "history", broken)
     with caplog.at_level(logging.ERROR, logger="bot.discord_app"):
         interaction = await world.slash("video history")
     [text] = interaction.texts

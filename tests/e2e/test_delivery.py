@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bot import poller
 from bot.api.simulator import SimulatorConfig
-from bot.delivery_discord import DiscordDelivery
+from bot.app import build_delivery
+from bot.core import poller
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.fakediscord import StoredMessage
@@ -117,7 +117,7 @@ async def card_shows(world: World, job: Job, text: str, timeout: float = 5.0) ->
 
 
 async def ledger_kinds(world: World, job: Job) -> list[str]:
-    page = await world.core.service.ledger(world.guild.id, world.member.id, per_page=50)
+    page = await world.core.moderation.ledger(world.guild.id, world.member.id, per_page=50)
     return sorted(entry.kind for entry in page.entries if entry.job_id == job.id)
 
 
@@ -202,7 +202,7 @@ async def test_a_held_back_state_is_drawn_once_the_interval_passes(world: World)
 
 
 async def test_success_uploads_the_video_under_the_card(world: World) -> None:
-    before = await world.core.service.balance(world.guild.id, world.member.id)
+    before = await world.core.moderation.balance(world.guild.id, world.member.id)
     job = await animate(world, "a dog, hi @everyone")
     done = await finished(world, job)
 
@@ -218,7 +218,7 @@ async def test_success_uploads_the_video_under_the_card(world: World) -> None:
 
     assert done.delivered_message_id == video.id
     assert done.finished_at is not None
-    after = await world.core.service.balance(world.guild.id, world.member.id)
+    after = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert after.held == 0 and after.used == before.used + job.price
     assert after.available == (before.available or 0) - job.price
     assert await ledger_kinds(world, job) == ["commit", "hold"]
@@ -318,7 +318,7 @@ async def test_dm_refused_too_leaves_the_video_in_history(world: World, how: str
     dm_tries = world.fake.find_requests("POST /channels/*/messages")
     assert any(r.status == 403 and r.response["code"] == 50007 for r in dm_tries)
     # Made, so charged: the member has the video, by link.
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == job.price
     if how == "403 on upload":
         await card_shows(world, job, "could not post it")
@@ -406,7 +406,7 @@ async def test_posting_that_keeps_failing_ends_undeliverable(
     # Exactly as many attempts as the cap says: the last one is made, then it stops.
     assert len(upload_requests(world)) == 4
     await card_shows(world, job, "could not post it")
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.used == job.price and balance.held == 0
 
 
@@ -430,7 +430,7 @@ async def test_crash_during_upload_posts_the_video_once(
         assert len(uploads) == 1  # found in the channel's history; not sent again
     else:
         assert len(uploads) == 2 and uploads[1].response["id"] == str(video.id)
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.used == job.price and balance.held == 0
 
 
@@ -489,7 +489,7 @@ async def test_api_failure_is_explained_and_credits_returned(
     else:
         world.sim.fail_next_task(reason)
         job = await animate(world)
-    held = await world.core.service.balance(world.guild.id, world.member.id)
+    held = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert held.held == job.price
     done = await finished(world, job, JobState.FAILED)
 
@@ -500,7 +500,7 @@ async def test_api_failure_is_explained_and_credits_returned(
     assert f"{job.price} credits (returned)" in text
     assert card.pinged_user_ids == []
     assert posts_of(world, job) == [] and world.fake.dms(world.member) == []
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == 0 and balance.available == 100
     assert await ledger_kinds(world, job) == ["hold", "release"]
 
@@ -536,9 +536,9 @@ async def test_an_ending_without_a_card_is_told_by_dm_once(world: World, how: st
     world.fake.advance(3600)
     assert world.bot.poller is not None
     await world.bot.poller.delivery.job_changed(done)
-    await DiscordDelivery(world.bot).job_changed(done)
+    await build_delivery(world.bot, world.app).job_changed(done)
     assert [m.id for m in world.fake.dms(world.member)] == [dm.id]
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == 0
 
 
@@ -552,7 +552,7 @@ async def test_job_without_an_answer_expires(world: World) -> None:
     text = embed_text(card.embeds[0])
     assert "gave no result" in text and "credits were returned" in text
     assert done.failure_reason and "returned" in done.failure_reason
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == 0
     assert await ledger_kinds(world, job) == ["hold", "release"]
     assert posts_of(world, job) == []
@@ -571,7 +571,7 @@ async def test_one_failing_job_does_not_stop_the_others(world: World) -> None:
     await card_shows(world, lost, "credits were returned")
     [video] = posts_of(world, fine)
     assert delivered.delivered_message_id == video.id and posts_of(world, failed) == []
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.used == fine.price and balance.held == 0
     assert world.bot.poller is not None and world.bot._poller_task is not None
     assert not world.bot._poller_task.done()

@@ -34,7 +34,7 @@ async def test_a_link_that_cannot_be_renewed_ends_undeliverable(world: World) ->
     world.sim.forget_task(job.task_id or "")
     job = await world.wait_job(1, lambda j: j.state is JobState.UNDELIVERABLE, timeout=15)
     assert job.failure_reason is not None and "expired" in job.failure_reason
-    assert (await world.core.service.balance(world.guild.id, world.member.id)).used == job.price
+    assert (await world.core.moderation.balance(world.guild.id, world.member.id)).used == job.price
 
 
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="0")])

@@ -77,15 +77,15 @@ async def test_commands_are_guild_only_and_moderator_ones_hidden(world: World) -
 
 
 async def test_quota_shows_the_members_numbers(world: World) -> None:
-    service = world.core.service
-    await service.grant_bonus(world.guild.id, world.member.id, 7, "welcome", world.moderator.id)
+    moderation = world.core.moderation
+    await moderation.grant_bonus(world.guild.id, world.member.id, 7, "welcome", world.moderator.id)
 
     interaction = await world.slash("quota")
 
     assert interaction.ephemeral
     text = private_reply(interaction).text
-    balance = await service.balance(world.guild.id, world.member.id)
-    typical = await service.typical_price(world.guild.id)
+    balance = await moderation.balance(world.guild.id, world.member.id)
+    typical = await moderation.typical_price(world.guild.id)
     assert balance.allowance == 100 and balance.bonus == 7
     assert "Left this period: **100** of 100 (per week)" in text
     assert "Held by running jobs: 0" in text
@@ -109,7 +109,7 @@ async def test_quota_counts_credits_held_by_a_running_job(world: World) -> None:
 
     text = private_reply(await world.slash("quota")).text
 
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == job.price > 0
     assert f"Held by running jobs: {balance.held}" in text
     assert f"Left this period: **{100 - job.price}** of 100" in text
@@ -117,13 +117,13 @@ async def test_quota_counts_credits_held_by_a_running_job(world: World) -> None:
 
 
 async def test_quota_for_a_blocked_and_an_unlimited_member(world: World) -> None:
-    service = world.core.service
-    await service.block(world.guild.id, world.member.id, world.moderator.id)
+    moderation = world.core.moderation
+    await moderation.block(world.guild.id, world.member.id, world.moderator.id)
     text = private_reply(await world.slash("quota")).text
     assert "**Blocked**" in text
 
-    await service.unblock(world.guild.id, world.member.id, world.moderator.id)
-    await service.set_allowance(world.guild.id, world.member.id, None, world.moderator.id)
+    await moderation.unblock(world.guild.id, world.member.id, world.moderator.id)
+    await moderation.set_allowance(world.guild.id, world.member.id, None, world.moderator.id)
     text = private_reply(await world.slash("quota")).text
     assert "Blocked" not in text
     assert "Left this period: **unlimited**" in text
@@ -136,23 +136,23 @@ async def test_set_credits(world: World) -> None:
     text = await world.moderator_runs("quota-admin set", member=world.member, credits=40)
 
     assert world.member.mention in text and "40 credits per period" in text
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.allowance == 40
     row = await one_new_row(world, 0)
     assert (row.kind, row.user_id) == ("set", world.member.id)
 
 
 async def test_set_unlimited_then_back_to_the_server_default(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs("quota-admin set", member=world.member, unlimited=True)
     assert "unlimited" in text
-    assert (await service.balance(world.guild.id, world.member.id)).allowance is None
+    assert (await moderation.balance(world.guild.id, world.member.id)).allowance is None
     row = await one_new_row(world, 0)
     assert row.kind == "set" and "unlimited" in row.reason
 
     text = await world.moderator_runs("quota-admin set", member=world.member)
     assert "server default" in text
-    assert (await service.balance(world.guild.id, world.member.id)).allowance == 100
+    assert (await moderation.balance(world.guild.id, world.member.id)).allowance == 100
     row = await one_new_row(world, 1)
     assert row.kind == "set" and "default" in row.reason
 
@@ -164,16 +164,16 @@ async def test_set_with_credits_and_unlimited_is_refused(world: World) -> None:
 
     assert "not both" in text
     assert await world.ledger_rows() == []
-    assert (await world.core.service.balance(world.guild.id, world.member.id)).allowance == 100
+    assert (await world.core.moderation.balance(world.guild.id, world.member.id)).allowance == 100
 
 
 async def test_grant_and_take_back_bonus(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs(
         "quota-admin grant", member=world.member, credits=25, reason="won the contest"
     )
     assert "Granted 25 bonus credits" in text and "Available now: 125" in text
-    assert (await service.balance(world.guild.id, world.member.id)).bonus == 25
+    assert (await moderation.balance(world.guild.id, world.member.id)).bonus == 25
     row = await one_new_row(world, 0)
     assert (row.kind, row.amount, row.reason) == ("grant", 25, "won the contest")
 
@@ -181,7 +181,7 @@ async def test_grant_and_take_back_bonus(world: World) -> None:
         "quota-admin grant", member=world.member, credits=-10, reason="oops"
     )
     assert "Took unused bonus credits back" in text
-    assert (await service.balance(world.guild.id, world.member.id)).bonus == 15
+    assert (await moderation.balance(world.guild.id, world.member.id)).bonus == 15
     row = await one_new_row(world, 1)
     assert (row.kind, row.amount) == ("grant", -10)
 
@@ -199,30 +199,30 @@ async def test_reset_gives_back_this_periods_use(world: World) -> None:
     await world.slash("video animate", options={"prompt": "a wave"}, attachments={"image": image()})
     [job] = await world.jobs()
     await world.wait_job(job.id, lambda j: j.state is JobState.DELIVERED, timeout=15)
-    service = world.core.service
-    assert (await service.balance(world.guild.id, world.member.id)).used == job.price
+    moderation = world.core.moderation
+    assert (await moderation.balance(world.guild.id, world.member.id)).used == job.price
     before = len(await world.ledger_rows())
 
     text = await world.moderator_runs("quota-admin reset", member=world.member)
 
     assert "Reset this period's usage" in text and "Available now: 100" in text
-    balance = await service.balance(world.guild.id, world.member.id)
+    balance = await moderation.balance(world.guild.id, world.member.id)
     assert balance.used == 0 and balance.available == 100
     row = await one_new_row(world, before)
     assert (row.kind, row.user_id, row.amount) == ("reset", world.member.id, job.price)
 
 
 async def test_block_and_unblock(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs("quota-admin block", member=world.member)
     assert "Blocked" in text
-    assert (await service.balance(world.guild.id, world.member.id)).blocked
+    assert (await moderation.balance(world.guild.id, world.member.id)).blocked
     row = await one_new_row(world, 0)
     assert (row.kind, row.user_id) == ("block", world.member.id)
 
     text = await world.moderator_runs("quota-admin unblock", member=world.member)
     assert "Unblocked" in text
-    assert not (await service.balance(world.guild.id, world.member.id)).blocked
+    assert not (await moderation.balance(world.guild.id, world.member.id)).blocked
     row = await one_new_row(world, 1)
     assert (row.kind, row.user_id) == ("unblock", world.member.id)
 
@@ -231,7 +231,7 @@ async def test_default_credits_and_period(world: World) -> None:
     text = await world.moderator_runs("quota-admin default", credits=50, period="day")
 
     assert "50 credits per day" in text
-    settings = await world.core.service.guild_settings(world.guild.id)
+    settings = await world.core.moderation.guild_settings(world.guild.id)
     assert (settings.allowance, settings.period) == (50, "day")
     row = await one_new_row(world, 0)
     assert (row.kind, row.user_id, row.amount) == ("default", None, 50)
@@ -240,9 +240,9 @@ async def test_default_credits_and_period(world: World) -> None:
 
 
 async def test_show_member(world: World) -> None:
-    service = world.core.service
-    await service.grant_bonus(world.guild.id, world.member.id, 9, "helpful", world.moderator.id)
-    await service.set_allowance(world.guild.id, world.member.id, 60, world.moderator.id)
+    moderation = world.core.moderation
+    await moderation.grant_bonus(world.guild.id, world.member.id, 9, "helpful", world.moderator.id)
+    await moderation.set_allowance(world.guild.id, world.member.id, 60, world.moderator.id)
 
     text = await world.moderator_runs("quota-admin show", member=world.member)
 
@@ -256,12 +256,12 @@ async def test_show_member(world: World) -> None:
 
 async def test_a_user_who_left_the_server_can_still_be_managed(world: World) -> None:
     departed = world.fake.add_user("gone")  # a user, not a member of the guild any more
-    await world.core.service.block(world.guild.id, departed.id, world.moderator.id)
+    await world.core.moderation.block(world.guild.id, departed.id, world.moderator.id)
 
     text = await world.moderator_runs("quota-admin unblock", member=departed)
 
     assert "Unblocked" in text
-    assert not (await world.core.service.balance(world.guild.id, departed.id)).blocked
+    assert not (await world.core.moderation.balance(world.guild.id, departed.id)).blocked
     text = await world.moderator_runs("quota-admin show", member=departed)
     assert "**unblock**" in text and "**block**" in text
 
@@ -271,7 +271,7 @@ async def test_a_user_who_left_the_server_can_still_be_managed(world: World) -> 
 
 async def _grants(world: World, count: int, member_id: int | None = None) -> None:
     for number in range(count):
-        await world.core.service.grant_bonus(
+        await world.core.moderation.grant_bonus(
             world.guild.id, member_id or world.member.id, 1, f"gift {number}", world.moderator.id
         )
 
@@ -379,11 +379,11 @@ MODERATOR_COMMANDS: list[tuple[str, Options]] = [
 async def test_a_member_without_manage_server_is_refused(
     world: World, command: str, options: Options
 ) -> None:
-    service = world.core.service
-    await service.grant_bonus(world.guild.id, world.moderator.id, 3, "seed", world.moderator.id)
+    moderation = world.core.moderation
+    await moderation.grant_bonus(world.guild.id, world.moderator.id, 3, "seed", world.moderator.id)
     rows_before = await world.ledger_rows()
-    balance_before = await service.balance(world.guild.id, world.member.id)
-    settings_before = await service.guild_settings(world.guild.id)
+    balance_before = await moderation.balance(world.guild.id, world.member.id)
+    settings_before = await moderation.guild_settings(world.guild.id)
 
     # Visible to them anyway (a server can change who sees it): the check in code holds.
     interaction = await world.slash(
@@ -393,5 +393,5 @@ async def test_a_member_without_manage_server_is_refused(
     assert interaction.ephemeral
     assert private_reply(interaction).text == NOT_A_MODERATOR
     assert await world.ledger_rows() == rows_before
-    assert await service.balance(world.guild.id, world.member.id) == balance_before
-    assert await service.guild_settings(world.guild.id) == settings_before
+    assert await moderation.balance(world.guild.id, world.member.id) == balance_before
+    assert await moderation.guild_settings(world.guild.id) == settings_before

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from bot.api.simulator import Simulator, SimulatorConfig
-from bot.discord_app import COMMAND_HASH_KEY
-from bot.runner import build_bot, open_core
+from bot.app import build_bot, open_resources
+from bot.discord.bot import COMMAND_HASH_KEY
 from storage import Database
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
@@ -74,13 +74,13 @@ async def stage(tmp_path: Path) -> AsyncIterator[Stage]:
 async def running(stage: Stage, **overrides: Any) -> AsyncIterator[World]:
     """One life of the bot: open the core (same database file every time), run, close."""
     settings = settings_for(stage.tmp_path, stage.sim, discord_token=stage.fake.token, **overrides)
-    async with open_core(settings) as core:
-        bot = build_bot(core)
+    async with open_resources(settings) as app:
+        bot = build_bot(app)
         async with stage.fake.running(bot):
             yield World(
                 fake=stage.fake,
                 sim=stage.sim,
-                core=core,
+                app=app,
                 bot=bot,
                 guild=stage.guild,
                 channel=stage.guild.channel_named("general"),
@@ -137,7 +137,7 @@ async def test_a_job_resumes_after_a_restart_and_is_delivered_once(stage: Stage)
         card = stage.fake.message(job.card_message_id)
         assert card is not None
         await stage.fake.wait_until(lambda: "Done" in card.text, 5, "the card to say Done")
-        balance = await second.core.service.balance(stage.guild.id, stage.member.id)
+        balance = await second.core.moderation.balance(stage.guild.id, stage.member.id)
         assert balance.held == 0 and balance.used == job.price
     assert len(stage.sim.submissions) == 1
     assert len([r for r in stage.fake.find_requests(UPLOAD) if r.files]) == 1
@@ -154,16 +154,16 @@ async def test_a_submission_cut_off_becomes_lost_and_is_released(stage: Stage) -
         [job] = await first.jobs()
         assert job.state is JobState.SUBMITTING and job.task_id is None
         assert job.failure_reason and "did not confirm" in " ".join(interaction.texts)
-        held = await first.core.service.balance(stage.guild.id, stage.member.id)
+        held = await first.core.moderation.balance(stage.guild.id, stage.member.id)
         assert held.held == job.price
 
     async with running(stage) as second:
-        lost = await second.core.service.get_job(job.id)
+        lost = await second.core.lifecycle.get_job(job.id)
         assert lost is not None and lost.state is JobState.LOST
         assert lost.failure_reason and "returned" in lost.failure_reason
-        balance = await second.core.service.balance(stage.guild.id, stage.member.id)
+        balance = await second.core.moderation.balance(stage.guild.id, stage.member.id)
         assert balance.held == 0 and balance.used == 0 and balance.available == 100
-        page = await second.core.service.ledger(stage.guild.id, stage.member.id)
+        page = await second.core.moderation.ledger(stage.guild.id, stage.member.id)
         assert sorted(e.kind for e in page.entries if e.job_id == job.id) == ["hold", "release"]
         # The card the first bot left at "Submitting" now says what happened.
         assert job.card_message_id is not None
@@ -181,7 +181,7 @@ async def test_commands_are_synced_on_the_first_start_only(stage: Stage) -> None
         assert len(stage.fake.command_syncs) == 1
         names = {command["name"] for command in stage.fake.global_commands}
         assert {"video", "quota"} <= names
-        assert await first.core.db.get_meta(COMMAND_HASH_KEY)
+        assert await first.app.db.get_meta(COMMAND_HASH_KEY)
     async with running(stage):
         pass
     assert len(stage.fake.command_syncs) == 1

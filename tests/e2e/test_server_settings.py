@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import CATALOG
+from bot.core.catalog import CATALOG
 from storage.models import LedgerEntry
 from tests.e2e.conftest import World, image, private_reply
 from tests.fakediscord import MANAGE_GUILD
@@ -47,19 +47,19 @@ async def test_group_is_guild_only_and_hidden(world: World) -> None:
 
 
 async def test_channels_add_remove_and_all(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs(
         "video-settings channels", action="add", channel=world.other_channel
     )
     assert f"only in {world.other_channel.mention}" in text
-    assert (await service.guild_settings(world.guild.id)).allowed_channels == [
+    assert (await moderation.guild_settings(world.guild.id)).allowed_channels == [
         world.other_channel.id
     ]
     row = await settings_row(world, 0)
     assert str(world.other_channel.id) in row.reason
 
     await world.moderator_runs("video-settings channels", action="add", channel=world.channel)
-    allowed = (await service.guild_settings(world.guild.id)).allowed_channels
+    allowed = (await moderation.guild_settings(world.guild.id)).allowed_channels
     assert sorted(allowed) == sorted([world.channel.id, world.other_channel.id])
     await settings_row(world, 1)
 
@@ -67,14 +67,14 @@ async def test_channels_add_remove_and_all(world: World) -> None:
         "video-settings channels", action="remove", channel=world.channel
     )
     assert "removed" in text
-    assert (await service.guild_settings(world.guild.id)).allowed_channels == [
+    assert (await moderation.guild_settings(world.guild.id)).allowed_channels == [
         world.other_channel.id
     ]
     await settings_row(world, 2)
 
     text = await world.moderator_runs("video-settings channels", action="all")
     assert "every channel" in text
-    assert (await service.guild_settings(world.guild.id)).allowed_channels == []
+    assert (await moderation.guild_settings(world.guild.id)).allowed_channels == []
     await settings_row(world, 3)
 
 
@@ -112,7 +112,7 @@ async def test_channels_mistakes_change_nothing(world: World) -> None:
     assert "only allowed channel" in text
 
     assert len(await world.ledger_rows()) == 1
-    assert (await world.core.service.guild_settings(world.guild.id)).allowed_channels == [
+    assert (await world.core.moderation.guild_settings(world.guild.id)).allowed_channels == [
         world.channel.id
     ]
 
@@ -121,16 +121,16 @@ async def test_concurrency(world: World) -> None:
     text = await world.moderator_runs("video-settings concurrency", jobs=4)
 
     assert "4 job(s) at once" in text
-    assert (await world.core.service.guild_settings(world.guild.id)).max_concurrent == 4
+    assert (await world.core.moderation.guild_settings(world.guild.id)).max_concurrent == 4
     row = await settings_row(world, 0)
     assert "running jobs per member: 4" in row.reason
 
 
 async def test_models_disable_and_enable(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs("video-settings models", model=TURBO, enabled=False)
     assert f"`{TURBO}` is now disabled" in text
-    assert (await service.guild_settings(world.guild.id)).enabled_models == [PRO, REFERENCE]
+    assert (await moderation.guild_settings(world.guild.id)).enabled_models == [PRO, REFERENCE]
     await settings_row(world, 0)
 
     text = await world.moderator_runs("video-settings models", model=TURBO, enabled=False)
@@ -140,7 +140,7 @@ async def test_models_disable_and_enable(world: World) -> None:
     text = await world.moderator_runs("video-settings models", model=TURBO, enabled=True)
     assert f"`{TURBO}` is now enabled" in text
     # Every model on again is stored as "all", so models added later are on too.
-    assert (await service.guild_settings(world.guild.id)).enabled_models is None
+    assert (await moderation.guild_settings(world.guild.id)).enabled_models is None
     await settings_row(world, 1)
 
 
@@ -151,26 +151,26 @@ async def test_disabling_the_last_model_is_refused(world: World) -> None:
     text = await world.moderator_runs("video-settings models", model=PRO, enabled=False)
 
     assert "at least one model" in text
-    assert (await world.core.service.guild_settings(world.guild.id)).enabled_models == [PRO]
+    assert (await world.core.moderation.guild_settings(world.guild.id)).enabled_models == [PRO]
     assert len(await world.ledger_rows()) == 2
 
 
 async def test_daily_cap_set_and_removed(world: World) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     text = await world.moderator_runs("video-settings daily-cap", credits=500)
     assert "at most 500 credits per UTC day" in text
-    assert (await service.guild_settings(world.guild.id)).daily_cap == 500
+    assert (await moderation.guild_settings(world.guild.id)).daily_cap == 500
     await settings_row(world, 0)
 
     text = await world.moderator_runs("video-settings daily-cap")
     assert "no daily cap" in text
-    assert (await service.guild_settings(world.guild.id)).daily_cap is None
+    assert (await moderation.guild_settings(world.guild.id)).daily_cap is None
     await settings_row(world, 1)
 
 
 async def test_show(world: World) -> None:
-    service = world.core.service
-    await service.update_guild_settings(
+    moderation = world.core.moderation
+    await moderation.update_guild_settings(
         world.guild.id,
         world.moderator.id,
         allowed_channels=[world.other_channel.id],
@@ -210,13 +210,13 @@ MODERATOR_COMMANDS: list[tuple[str, Options]] = [
 async def test_a_member_without_manage_server_is_refused(
     world: World, command: str, options: Options
 ) -> None:
-    service = world.core.service
+    moderation = world.core.moderation
     # A cap to remove and a channel list to clear, so every refused change would show.
-    await service.update_guild_settings(
+    await moderation.update_guild_settings(
         world.guild.id, world.moderator.id, allowed_channels=[world.channel.id], daily_cap=900
     )
     rows_before = await world.ledger_rows()
-    settings_before = await service.guild_settings(world.guild.id)
+    settings_before = await moderation.guild_settings(world.guild.id)
 
     interaction = await world.slash(
         f"video-settings {command}", user=world.member, options=options(world)
@@ -225,4 +225,4 @@ async def test_a_member_without_manage_server_is_refused(
     assert interaction.ephemeral
     assert private_reply(interaction).text == NOT_A_MODERATOR
     assert await world.ledger_rows() == rows_before
-    assert await service.guild_settings(world.guild.id) == settings_before
+    assert await moderation.guild_settings(world.guild.id) == settings_before

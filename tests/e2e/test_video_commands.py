@@ -58,7 +58,7 @@ async def test_animate_turbo_with_music(world: World) -> None:
     assert request.path.endswith("/vidu-q3-turbo-i2v")
     assert request.json["audio"].startswith("http") and "song.mp3" in request.json["audio"]
     assert request.json["off_peak"] is True and request.json["seed"] == 42
-    job = await world.core.service.get_job(1)
+    job = await world.core.lifecycle.get_job(1)
     assert job is not None
     assert job.price == 8  # Turbo 720p is 3/s → 15, halved off-peak and rounded up
 
@@ -123,8 +123,8 @@ async def test_reroll_charges_the_clicker_with_a_new_seed(world: World) -> None:
     first, second = world.sim.submissions
     assert second.json["prompt"] == "a fox"
     assert second.json["seed"] != first.json["seed"]
-    assert (await world.core.service.balance(world.guild.id, clicker.id)).used == job.price
-    assert (await world.core.service.balance(world.guild.id, world.member.id)).used == job.price
+    assert (await world.core.moderation.balance(world.guild.id, clicker.id)).used == job.price
+    assert (await world.core.moderation.balance(world.guild.id, world.member.id)).used == job.price
 
 
 async def test_reroll_refreshes_expired_input_links(world: World) -> None:
@@ -142,7 +142,7 @@ async def test_reroll_refreshes_expired_input_links(world: World) -> None:
 async def test_reroll_says_so_when_inputs_are_gone(world: World) -> None:
     await world.slash("video animate", attachments={"image": image()})
     message_id, custom_id = await reroll_button(world)
-    job = await world.core.service.get_job(1)
+    job = await world.core.lifecycle.get_job(1)
     assert job is not None
     world.fake.advance(2 * 24 * 3600)
     world.fake.delete_attachment(job.inputs[0].url)
@@ -158,7 +158,7 @@ async def test_reroll_checks_the_clickers_quota(world: World) -> None:
     await world.slash("video animate", attachments={"image": image()})
     message_id, custom_id = await reroll_button(world)
     poor = world.fake.add_member(world.guild.id, "dave")
-    await world.core.service.set_allowance(world.guild.id, poor.id, 5, world.moderator.id)
+    await world.core.moderation.set_allowance(world.guild.id, poor.id, 5, world.moderator.id)
     click = await world.fake.click_button(message_id, custom_id, poor)
     await click.wait_message(timeout=10)
     assert "5 credits left" in " ".join(click.texts), click.texts

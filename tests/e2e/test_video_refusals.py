@@ -25,7 +25,7 @@ class Snapshot:
 
 
 async def snapshot(world: World) -> Snapshot:
-    page = await world.core.service.ledger(world.guild.id, per_page=1000)
+    page = await world.core.moderation.ledger(world.guild.id, per_page=1000)
     return Snapshot(
         jobs=len(await world.jobs()),
         ledger=len(page.entries),
@@ -36,14 +36,14 @@ async def snapshot(world: World) -> Snapshot:
 
 async def refused(world: World, command: str, words: str, **kwargs: Any) -> None:
     before = await snapshot(world)
-    balance_before = await world.core.service.balance(world.guild.id, world.member.id)
+    balance_before = await world.core.moderation.balance(world.guild.id, world.member.id)
     interaction = await world.slash(command, **kwargs)
     texts = " | ".join(interaction.texts)
     assert words in texts, texts
     assert interaction.ephemeral
     assert all(message.ephemeral for message in interaction.messages)
     assert await snapshot(world) == before
-    after = await world.core.service.balance(world.guild.id, world.member.id)
+    after = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert after == balance_before
 
 
@@ -100,27 +100,31 @@ Setup = Callable[[World], Awaitable[None]]
 
 
 async def channel_elsewhere(world: World) -> None:
-    await world.core.service.update_guild_settings(
+    await world.core.moderation.update_guild_settings(
         world.guild.id, world.moderator.id, allowed_channels=[world.other_channel.id]
     )
 
 
 async def model_disabled(world: World) -> None:
-    await world.core.service.update_guild_settings(
+    await world.core.moderation.update_guild_settings(
         world.guild.id, world.moderator.id, enabled_models=["vidu-q3-turbo-i2v"]
     )
 
 
 async def member_blocked(world: World) -> None:
-    await world.core.service.block(world.guild.id, world.member.id, world.moderator.id)
+    await world.core.moderation.block(world.guild.id, world.member.id, world.moderator.id)
 
 
 async def few_credits(world: World) -> None:
-    await world.core.service.set_allowance(world.guild.id, world.member.id, 10, world.moderator.id)
+    await world.core.moderation.set_allowance(
+        world.guild.id, world.member.id, 10, world.moderator.id
+    )
 
 
 async def guild_cap_reached(world: World) -> None:
-    await world.core.service.update_guild_settings(world.guild.id, world.moderator.id, daily_cap=10)
+    await world.core.moderation.update_guild_settings(
+        world.guild.id, world.moderator.id, daily_cap=10
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,7 +157,7 @@ async def test_operator_cap_spends_nothing(world: World) -> None:
 
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=30)])
 async def test_too_many_running_jobs(world: World) -> None:
-    await world.core.service.update_guild_settings(
+    await world.core.moderation.update_guild_settings(
         world.guild.id, world.moderator.id, max_concurrent=1
     )
     first = await world.slash("video animate", attachments={"image": image()})
@@ -168,7 +172,7 @@ async def test_api_rejection_releases_the_hold(world: World) -> None:
     )
     text = " ".join(interaction.texts)
     assert "No credits were spent" in text, text
-    balance = await world.core.service.balance(world.guild.id, world.member.id)
+    balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.held == 0 and balance.used == 0
     [job] = await world.jobs()
     assert job.state.value == "REJECTED"

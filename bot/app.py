@@ -1,0 +1,114 @@
+"""The composition root: the one place that knows every part.
+
+It opens the settings' resources with `async with` (the simulator when `NOVITA_SIMULATE=1`,
+the database, the video API client), builds the core over them, then the Discord front end,
+its delivery and the poller, and runs the bot. Everything closes in reverse order however
+the bot stops. Nothing is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bot.api import VideoAPI
+from bot.api.simulator import Simulator
+from bot.core import Core
+from bot.core.poller import Poller
+from bot.core.videos import Videos
+from bot.discord.bot import VideoBot
+from bot.discord.delivery import DiscordDelivery
+from bot.discord.launch import connect, point_discord_at
+from bot.settings import Settings
+from storage import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the bot runs on, open and ready: settings, database, API client, and the core."""
+
+    settings: Settings
+    db: Database
+    api: VideoAPI
+    core: Core
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Database, video API client (or the simulator behind it) and the core over them."""
+    async with contextlib.AsyncExitStack() as stack:
+        base_url: str | None = None
+        api_key: str | None = None
+        if settings.novita_simulate:
+            simulator = await stack.enter_async_context(Simulator.from_settings(settings))
+            base_url, api_key = simulator.base_url, simulator.api_key
+            log.warning(
+                "NOVITA_SIMULATE=1: videos come from the built-in simulator at %s; "
+                "nothing is sent to Novita and nothing is spent",
+                base_url,
+            )
+        db = await Database.open(settings.database_path)
+        stack.push_async_callback(db.close)
+        api = await stack.enter_async_context(
+            VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
+        )
+        yield Resources(settings, db, api, Core.build(db, api, settings))
+
+
+def build_bot(
+    resources: Resources, *, force_sync: bool = False, sync_only: bool = False
+) -> VideoBot:
+    """The Discord front end over the core, with its delivery and the poller that drives it."""
+    settings, core = resources.settings, resources.core
+    bot = VideoBot(
+        settings=settings,
+        core=core,
+        meta=resources.db,
+        force_sync=force_sync or sync_only,
+        sync_only=sync_only,
+    )
+    delivery = build_delivery(bot, resources)
+    bot.poller = Poller(core.lifecycle, resources.api, delivery, settings)
+    return bot
+
+
+def build_delivery(bot: VideoBot, resources: Resources) -> DiscordDelivery:
+    """Delivery through Discord, handed the few things it uses."""
+    return DiscordDelivery(
+        bot,
+        Videos(resources.api, resources.core.lifecycle),
+        bot.upload_limits,
+        card_edit_interval=resources.settings.card_edit_interval_seconds,
+        max_video_bytes=resources.settings.max_video_bytes,
+    )
+
+
+async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bool = False) -> None:
+    point_discord_at(settings)
+    async with open_resources(settings) as resources:
+        bot = build_bot(resources, force_sync=force_sync, sync_only=sync_only)
+        async with bot:
+            stop_on_signals(bot)
+            await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
+
+
+def stop_on_signals(bot: VideoBot) -> None:
+    """SIGTERM/SIGINT close the bot cleanly: no new commands, writes finish, sessions close."""
+    loop = asyncio.get_running_loop()
+    closing: set[asyncio.Task[None]] = set()
+
+    def request_stop(name: str) -> None:
+        log.info("%s received: shutting down", name)
+        task = loop.create_task(bot.close())
+        closing.add(task)  # keep a reference until it is done
+        task.add_done_callback(closing.discard)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, request_stop, sig.name)

@@ -1,0 +1,74 @@
+"""What every part of the core reads the same way: the clock, a guild's settings with the
+operator's defaults, and a member's balance, each inside the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.core.quota import compute_balance, effective_allowance, period_start, utcnow
+from storage import Balance, Database, GuildDefaults, GuildSettings, Job, JobState, Store
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Books:
+    """The database, the settings and the clock, shared by submitting, lifecycle and
+    moderation."""
+
+    def __init__(
+        self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self._clock = clock
+
+    def now(self) -> datetime:
+        now = self._clock()
+        if now.utcoffset() is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        return now
+
+    def defaults(self) -> GuildDefaults:
+        s = self.settings
+        return GuildDefaults(
+            allowance=s.default_allowance,
+            period=s.default_period,
+            max_concurrent=s.default_max_concurrent_jobs,
+        )
+
+    async def guild(self, store: Store, guild_id: int) -> GuildSettings:
+        return await store.guild_settings(guild_id, self.defaults())
+
+    async def balance(
+        self, store: Store, guild: GuildSettings, user_id: int, now: datetime
+    ) -> Balance:
+        """A member's balance as the ledger says it is now."""
+        quota = await store.member_quota(guild.guild_id, user_id)
+        usage = await store.member_usage(guild.guild_id, user_id, period_start(guild.period, now))
+        return compute_balance(
+            allowance=effective_allowance(quota, guild.allowance),
+            blocked=quota.blocked,
+            period=guild.period,
+            usage=usage,
+            now=now,
+        )
+
+
+def log_transition(before: JobState | None, job: Job) -> None:
+    """One line per state change, the same for every transition of every job."""
+    if before is job.state:
+        return
+    log.info(
+        "job %s guild %s task %s: %s -> %s",
+        job.id,
+        job.guild_id,
+        job.task_id,
+        before.value if before else "new",
+        job.state.value,
+    )

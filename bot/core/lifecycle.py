@@ -1,0 +1,377 @@
+"""The job lifecycle: every state a job passes through after its row exists, and nothing else.
+
+Each change is a `Move` chosen by a small pure function from the job as it is stored now;
+`Lifecycle.step` is the one place that loads the job inside a transaction, checks the move
+against the state machine, writes the ledger rows it settles, stores it, and logs it.
+
+    SUBMITTING → QUEUED → PROCESSING → SUCCEEDED → DELIVERED
+    exits: FAILED, REJECTED, LOST, EXPIRED (holds released), UNDELIVERABLE (charged)
+
+Money rule: a success commits the job's holds; every other ending releases them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.api import errors
+from bot.core.books import Books, log_transition
+from bot.core.moves import NEXT_STATES, Decide, Move, clip, credits, lose, span
+from bot.core.refusals import JobNotFound
+from bot.core.results import result_move
+from bot.retry import backoff
+from storage import SYSTEM_ACTOR, Job, JobState, Store
+from storage.models import CHARGED_STATES
+
+if TYPE_CHECKING:
+    from bot.api.models import TaskResult
+
+log = logging.getLogger(__name__)
+
+# A SUBMITTING job with no task id is given up this long after its submit timeout, in case
+# it is not in flight here (a second process, a crashed coroutine).
+UNKNOWN_OUTCOME_GRACE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What `recover` did: jobs it settled as LOST (their members should hear so), and jobs
+    the poller carries on with."""
+
+    lost: list[Job]
+    resumed: list[Job]
+
+
+class Lifecycle:
+    def __init__(self, books: Books) -> None:
+        self._books = books
+        self._settings = books.settings
+        # Jobs whose API call is running in this process: nothing else may settle them.
+        self._in_flight: set[int] = set()
+
+    # --- the one step --------------------------------------------------------------------
+
+    async def step(self, job_id: int, decide: Decide) -> Job:
+        """Load the job, let `decide` choose a move, apply it, commit, log; returns the job."""
+        now = self._books.now()
+        async with self._books.db.transaction() as store:
+            job = await store.get_job(job_id)
+            if job is None:
+                raise LookupError(f"no job {job_id}")  # a programming error, not a refusal
+            move = decide(job, now)
+            if move is None:
+                return job
+            updated = await self._apply(store, job, move, now)
+        log_transition(job.state, updated)
+        return updated
+
+    async def _apply(self, store: Store, job: Job, move: Move, now: datetime) -> Job:
+        changes = dict(move.changes)
+        if move.to is not None:
+            if move.to is not job.state and move.to not in NEXT_STATES.get(job.state, ()):
+                raise RuntimeError(f"job {job.id}: no transition from {job.state} to {move.to}")
+            changes["state"] = move.to
+            if move.to.is_terminal or move.to is JobState.SUCCEEDED:
+                # For SUCCEEDED: when the video was made. Delivery looks for an earlier post
+                # of it from then on; the ending (DELIVERED, ...) sets it again.
+                changes.setdefault("finished_at", now)
+            if move.to.is_terminal:
+                changes.setdefault("next_poll_at", None)
+        if move.settle is not None:
+            await store.settle_holds(
+                job.id, move.settle, actor=SYSTEM_ACTOR, reason=move.why, at=now
+            )
+        return await store.update_job(job.id, now, **changes)
+
+    async def _step_each(self, store: Store, jobs: Iterable[Job], decide: Decide) -> list[Job]:
+        """Apply `decide` to many jobs inside the caller's transaction; returns those moved."""
+        now = self._books.now()
+        moved = []
+        for job in jobs:
+            move = None if job.id in self._in_flight else decide(job, now)
+            if move is not None:
+                updated = await self._apply(store, job, move, now)
+                log_transition(job.state, updated)
+                moved.append(updated)
+        return moved
+
+    # --- submission outcomes (see bot.core.submitting) -----------------------------------
+
+    @contextlib.contextmanager
+    def in_flight(self, job_id: int) -> Iterator[None]:
+        """Mark a job's submission as running here, so recovery and expiry leave it alone."""
+        self._in_flight.add(job_id)
+        try:
+            yield
+        finally:
+            self._in_flight.discard(job_id)
+
+    async def accepted(self, job_id: int, task_id: str) -> Job:
+        s = self._settings
+
+        def decide(job: Job, now: datetime) -> Move:
+            if job.state is not JobState.SUBMITTING:
+                # Settled meanwhile (should not happen while in flight): keep the id for audit.
+                log.error(
+                    "job %s: task %s accepted but the job is already %s",
+                    job.id,
+                    task_id,
+                    job.state,
+                )
+                return Move(changes={"task_id": task_id})
+            first = s.off_peak_poll_seconds if job.off_peak else s.poll_min_seconds
+            return Move(
+                to=JobState.QUEUED,
+                changes={
+                    "task_id": task_id,
+                    "failure_reason": None,
+                    "attempts": 0,
+                    "next_poll_at": now + timedelta(seconds=first),
+                },
+            )
+
+        return await self.step(job_id, decide)
+
+    async def rejected(self, job_id: int, member_message: str) -> Job:
+        def decide(job: Job, _now: datetime) -> Move | None:
+            if job.state is not JobState.SUBMITTING:
+                return None
+            return Move(
+                to=JobState.REJECTED,
+                settle="release",
+                why="refused by the video service",
+                changes={"failure_reason": clip(member_message)},
+            )
+
+        return await self.step(job_id, decide)
+
+    async def outcome_unknown(self, job_id: int, member_message: str | None) -> Job:
+        def decide(job: Job, _now: datetime) -> Move | None:
+            if job.state is not JobState.SUBMITTING:
+                return None
+            words = (
+                member_message
+                or "The bot could not confirm whether the video service started your video."
+            )
+            words += (
+                f" Your {credits(job.price)} are held until this is settled; "
+                "they come back if the video is not made."
+            )
+            return Move(changes={"failure_reason": clip(words, 500)})
+
+        job = await self.step(job_id, decide)
+        log.info("job %s guild %s: SUBMITTING (outcome unknown)", job.id, job.guild_id)
+        return job
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job | None:
+        async with self._books.db.read() as store:
+            return await store.get_job(job_id)
+
+    async def history(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        async with self._books.db.read() as store:
+            return await store.member_jobs(guild_id, user_id, max(1, limit))
+
+    async def status(self, job_id: int, guild_id: int, user_id: int, is_moderator: bool) -> Job:
+        """A job as the asking member may see it: their own, or any in the guild for a mod."""
+        job = await self.get_job(job_id)
+        if job is None or job.guild_id != guild_id or (job.user_id != user_id and not is_moderator):
+            raise JobNotFound(job_id)
+        return job
+
+    async def due_jobs(self, limit: int = 50) -> list[Job]:
+        """Jobs with a task id whose next poll time has come."""
+        now = self._books.now()
+        async with self._books.db.read() as store:
+            return await store.jobs_due(now, limit)
+
+    async def pending_deliveries(self, limit: int = 50) -> list[Job]:
+        """SUCCEEDED jobs whose (next) delivery attempt is due."""
+        now = self._books.now()
+        async with self._books.db.read() as store:
+            return await store.deliveries_due(now, limit)
+
+    # --- after a stop --------------------------------------------------------------------
+
+    async def recover(self) -> Recovery:
+        """Settle what a stop left behind: the jobs now LOST, and those to carry on with.
+
+        SUBMITTING without a task id → LOST (hold released): it was never confirmed, and is
+        never re-sent. Jobs with a task id (and finished videos not yet posted) are due at
+        once.
+        """
+
+        def decide(job: Job, now: datetime) -> Move | None:
+            if job.state is JobState.SUBMITTING and job.task_id is None:
+                return lose(job, now)
+            if job.state is JobState.SUBMITTING:
+                # A task id without QUEUED cannot be written by this code; treat it as queued.
+                return Move(to=JobState.QUEUED, changes={"next_poll_at": now})
+            if job.next_poll_at is None or job.next_poll_at > now:
+                return Move(changes={"next_poll_at": now})
+            return None
+
+        active = [JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING, JobState.SUCCEEDED]
+        async with self._books.db.transaction() as store:
+            jobs = [j for j in await store.jobs_in_states(active) if j.id not in self._in_flight]
+            moved = {job.id: job for job in await self._step_each(store, jobs, decide)}
+        after = [moved.get(job.id, job) for job in jobs]
+        lost = [job for job in after if job.state is JobState.LOST]
+        resumed = [job for job in after if job.state is not JobState.LOST]
+        log.info("recovery: %d job(s) settled, %d to resume", len(lost), len(resumed))
+        return Recovery(lost=lost, resumed=resumed)
+
+    async def expire_overdue(self) -> list[Job]:
+        """End jobs that will not finish: no answer in the configured time (EXPIRED), or a
+        submission whose outcome stayed unknown and is no longer in flight (LOST). Both
+        release their holds."""
+        s = self._settings
+        now = self._books.now()
+
+        def expire(minutes: float) -> Decide:
+            def decide(job: Job, now: datetime) -> Move:
+                if job.task_id is None:
+                    return lose(job, now)
+                return Move(
+                    to=JobState.EXPIRED,
+                    settle="release",
+                    why="no answer in time",
+                    changes={
+                        "failure_reason": (
+                            "The video service gave no result within "
+                            f"{span(minutes)}, so the job was given up. "
+                            f"Your {credits(job.price)} were returned."
+                        )
+                    },
+                )
+
+            return decide
+
+        def unknown(job: Job, now: datetime) -> Move | None:
+            return lose(job, now) if job.task_id is None else None
+
+        moved: list[Job] = []
+        async with self._books.db.transaction() as store:
+            for off_peak, minutes in (
+                (False, s.job_timeout_minutes),
+                (True, s.off_peak_job_timeout_minutes),
+            ):
+                cutoff = now - timedelta(minutes=minutes)
+                overdue = await store.active_jobs_created_before(cutoff, off_peak=off_peak)
+                moved += await self._step_each(store, overdue, expire(minutes))
+            cutoff = now - timedelta(seconds=s.submit_timeout_seconds) - UNKNOWN_OUTCOME_GRACE
+            stale = [
+                job
+                for job in await store.jobs_in_states([JobState.SUBMITTING])
+                if job.created_at < cutoff
+            ]
+            moved += await self._step_each(store, stale, unknown)
+        return moved
+
+    # --- polling -------------------------------------------------------------------------
+
+    async def apply_result(self, job_id: int, result: TaskResult) -> Job:
+        """Move a job by a task result; idempotent (a settled job is returned unchanged)."""
+        return await self.step(
+            job_id, lambda job, now: result_move(job, result, now, self._settings)
+        )
+
+    async def poll_failed(self, job_id: int, error: errors.VideoAPIError) -> Job:
+        """A task-result read failed: TaskNotFound fails the job; anything else backs off."""
+        s = self._settings
+
+        def decide(job: Job, now: datetime) -> Move | None:
+            if not job.state.is_active or job.task_id is None:
+                return None
+            if isinstance(error, errors.TaskNotFoundError):
+                return Move(
+                    to=JobState.FAILED,
+                    settle="release",
+                    why="task not found",
+                    changes={"failure_reason": clip(error.member_message)},
+                )
+            attempts = job.attempts + 1
+            retry_after = error.retry_after if isinstance(error, errors.RateLimitError) else None
+            delay = backoff(
+                attempts + 1,
+                base=s.poll_min_seconds,
+                cap=s.poll_max_seconds,
+                retry_after=retry_after,
+            )
+            if job.off_peak:
+                delay = max(delay, s.off_peak_poll_seconds)
+            log.info(
+                "job %s: result read failed (attempt %d, next in %.0f s): %s",
+                job.id,
+                attempts,
+                delay,
+                error,
+            )
+            return Move(
+                changes={"attempts": attempts, "next_poll_at": now + timedelta(seconds=delay)}
+            )
+
+        return await self.step(job_id, decide)
+
+    # --- delivery ------------------------------------------------------------------------
+
+    async def attach_card(self, job_id: int, message_id: int) -> Job:
+        return await self.step(
+            job_id, lambda job, now: Move(changes={"card_message_id": message_id})
+        )
+
+    async def mark_delivered(self, job_id: int, message_id: int) -> Job:
+        return await self._finish_delivery(
+            job_id, JobState.DELIVERED, delivered_message_id=message_id
+        )
+
+    async def mark_undeliverable(self, job_id: int, reason: str) -> Job:
+        """Made (and charged) but could not be posted; kept in history while its URL lives."""
+        return await self._finish_delivery(
+            job_id, JobState.UNDELIVERABLE, failure_reason=clip(reason)
+        )
+
+    async def _finish_delivery(self, job_id: int, state: JobState, **changes: object) -> Job:
+        def decide(job: Job, _now: datetime) -> Move | None:
+            if job.state is not JobState.SUCCEEDED:
+                if job.state is not state:
+                    log.warning("job %s: cannot become %s from %s", job_id, state, job.state)
+                return None
+            return Move(to=state, changes=changes)
+
+        return await self.step(job_id, decide)
+
+    async def renew_result_link(self, job_id: int, result: TaskResult) -> Job:
+        """Store a fresh link to a finished video (signed links expire; the video does not).
+
+        Only the link changes: the job stays where it is and no ledger row is written.
+        """
+        video = result.video if result.succeeded else None
+
+        def decide(job: Job, now: datetime) -> Move | None:
+            if video is None or not video.video_url or job.state not in CHARGED_STATES:
+                return None
+            ttl = video.video_url_ttl
+            expires = now + timedelta(seconds=ttl) if ttl else None
+            return Move(changes={"result_url": video.video_url, "result_expires_at": expires})
+
+        return await self.step(job_id, decide)
+
+    async def retry_delivery_later(self, job_id: int, seconds: float) -> Job:
+        def decide(job: Job, now: datetime) -> Move | None:
+            if job.state is not JobState.SUCCEEDED:
+                return None
+            return Move(
+                changes={
+                    "attempts": job.attempts + 1,
+                    "next_poll_at": now + timedelta(seconds=max(0.0, seconds)),
+                }
+            )
+
+        return await self.step(job_id, decide)

@@ -1,0 +1,279 @@
+"""The one background task that carries every job from submission to delivery.
+
+Each tick it expires overdue jobs, reads the result of every job whose next poll time has
+come, and delivers finished videos. Every job runs in its own task guarded by its own
+`try`, so one failing job never stops the others; every phase of a tick has its own `try`
+too, so one failing phase never stops the others, and the loop itself logs and carries on
+from anything unexpected instead of dying silently. The health file is touched only after
+a tick in which every phase worked, so a poller that keeps failing looks unhealthy.
+
+Polls and deliveries draw on separate pools of slots: a few long uploads never hold up
+the reading of every other job's progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from bot.api.errors import VideoAPIError
+from bot.core.delivery import DeliveryOutcome
+from bot.retry import backoff
+from storage.models import JobState
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from bot.api.models import TaskResult
+    from bot.core.delivery import Delivery
+    from bot.core.lifecycle import Lifecycle
+    from bot.settings import Settings
+    from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 1.0  # how often the database is asked for due jobs when nothing wakes us
+MIN_IDLE_SECONDS = 0.05  # ...or more often, when polls are meant to be closer than that
+BATCH = 50  # jobs read per tick; the rest wait for the next one
+# Delivery retries wait delivery_retry_seconds * 2**attempts, at most this long...
+DELIVERY_BACKOFF_CAP_SECONDS = 15 * 60.0
+# ...and give up after this many attempts: about 24 hours of trying at the default 30 s
+# (30 s, 1, 2, 4, 8 minutes, then every 15 minutes), which outlasts any Discord outage.
+# The video's signed link may expire meanwhile; delivery renews it.
+MAX_DELIVERY_ATTEMPTS = 100
+GIVE_UP_REASON = "Posting kept failing; the video is in /video history."
+
+
+def delivery_delay(attempts: int, base: float, retry_after: float | None = None) -> float:
+    """Seconds before the next delivery attempt, after `attempts` earlier failed ones."""
+    return backoff(
+        attempts + 1, base=base, cap=DELIVERY_BACKOFF_CAP_SECONDS, retry_after=retry_after
+    )
+
+
+class ResultReader(Protocol):
+    """What the poller needs of the API client (`bot.api.VideoAPI` is one)."""
+
+    async def task_result(self, task_id: str) -> TaskResult: ...
+
+
+class Poller:
+    def __init__(
+        self, lifecycle: Lifecycle, api: ResultReader, delivery: Delivery, settings: Settings
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.api = api
+        self.delivery = delivery
+        self.settings = settings
+        # Separate pools, so long uploads cannot take every slot from the polls.
+        self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._delivery_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Steps that must not be skipped but found their job busy: run when it is free.
+        self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        # A job is read at most this late: its next poll time is never closer than
+        # poll_min_seconds, so looking that often is enough.
+        self._idle = max(MIN_IDLE_SECONDS, min(IDLE_SECONDS, settings.poll_min_seconds))
+
+    async def recover(self) -> None:
+        """Settle what the last stop left behind, once, before the first tick."""
+        recovery = await self.lifecycle.recover()
+        for job in recovery.lost:
+            self.announce(job)  # its card says the credits came back
+
+    def wake(self) -> None:
+        """Look at the database now (a job was just submitted)."""
+        self._wake.set()
+
+    def announce(self, job: Job) -> None:
+        """Show a job's state to its member (e.g. a job settled while the bot was down)."""
+        self._spawn(job.id, self.delivery.job_changed, job)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        log.info("poller started")
+        while not self._stopping:
+            # Cleared before the tick, so a wake() during it is not lost.
+            self._wake.clear()
+            try:
+                healthy = await self.tick()
+            except Exception:
+                log.exception("poller tick failed; carrying on")
+                healthy = False
+            if healthy:
+                self._touch_health_file()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
+        await self.drain()
+        log.info("poller stopped")
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Let in-flight jobs finish the step they are in (their database writes complete).
+
+        Steps a finishing step queued (a delivery after its poll) are waited for as well,
+        unless the poller is stopping (then they are not started; the next start picks
+        them up from the database).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        pending: set[asyncio.Task[None]] = set()
+        while self._in_flight:
+            tasks = list(self._in_flight.values())
+            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            if pending:
+                break
+            pending = set()
+            # Let the done callbacks start what the finished steps queued.
+            await asyncio.sleep(0)
+        for task in pending:
+            task.cancel()
+        # A cancelled step rolls its transaction back; wait for that before anyone
+        # closes the database under it.
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def tick(self) -> bool:
+        """One pass over everything that is due. Starts work; does not wait for it.
+
+        Each phase runs even when an earlier one failed (one broken query must not stop
+        every job). Returns whether every phase worked.
+        """
+        healthy = True
+        for name, phase in (
+            ("expire overdue jobs", self._expire_phase),
+            ("poll due jobs", self._poll_phase),
+            ("deliver finished videos", self._delivery_phase),
+            ("redraw held-back cards", self._redraw_phase),
+        ):
+            try:
+                await phase()
+            except Exception:
+                log.exception("poller: could not %s; carrying on", name)
+                healthy = False
+        return healthy
+
+    async def _expire_phase(self) -> None:
+        for job in await self.lifecycle.expire_overdue():
+            # Reported once only: if the job is busy, redraw its card when the step ends.
+            self._spawn(job.id, self.delivery.job_changed, job, later=True)
+
+    async def _poll_phase(self) -> None:
+        for job in await self.lifecycle.due_jobs(limit=BATCH):
+            self._spawn(job.id, self.poll_job, job)
+
+    async def _delivery_phase(self) -> None:
+        for job in await self.lifecycle.pending_deliveries():
+            self._spawn(job.id, self.deliver_job, job)
+
+    async def _redraw_phase(self) -> None:
+        for job in self.delivery.redraws_due():
+            self._spawn(job.id, self.delivery.job_changed, job)
+
+    async def run_once(self) -> None:
+        """One tick, waiting for all the work it started (tests drive the poller with it)."""
+        await self.tick()
+        await self.drain(grace=60.0)
+
+    def _spawn(
+        self,
+        job_id: int,
+        step: Callable[[Job], Awaitable[None]],
+        job: Job,
+        *,
+        later: bool = False,
+    ) -> None:
+        if self._stopping:
+            return
+        if job_id in self._in_flight:
+            if later:
+                self._after.setdefault(job_id, []).append((step, job))
+            return
+        task = asyncio.create_task(self._guarded(step, job), name=f"job-{job_id}")
+        self._in_flight[job_id] = task
+        task.add_done_callback(lambda _t: self._step_done(job_id))
+
+    def _step_done(self, job_id: int) -> None:
+        self._in_flight.pop(job_id, None)
+        waiting = self._after.pop(job_id, [])
+        if waiting:
+            step, job = waiting.pop(0)
+            self._spawn(job_id, step, job)
+            for step, job in waiting:
+                self._spawn(job_id, step, job, later=True)
+
+    async def _guarded(self, step: Callable[[Job], Awaitable[None]], job: Job) -> None:
+        slots = self._delivery_slots if step == self.deliver_job else self._poll_slots
+        async with slots:
+            try:
+                await step(job)
+            except Exception:
+                log.exception("job %s: %s failed; will try again", job.id, step.__name__)
+
+    async def poll_job(self, job: Job) -> None:
+        assert job.task_id is not None
+        try:
+            result = await self.api.task_result(job.task_id)
+        except VideoAPIError as error:
+            job = await self.lifecycle.poll_failed(job.id, error)
+        else:
+            job = await self.lifecycle.apply_result(job.id, result)
+        await self.delivery.job_changed(job)
+        if job.state is JobState.SUCCEEDED:
+            # A step of its own (in a delivery slot), started as soon as this one ends.
+            self._spawn(job.id, self.deliver_job, job, later=True)
+
+    async def deliver_job(self, job: Job) -> None:
+        try:
+            outcome = await self.delivery.deliver(job)
+        except Exception:
+            # Counted and spaced out like any failed attempt, so a delivery that keeps
+            # breaking ends as undeliverable instead of being retried every tick for ever.
+            log.exception("job %s: delivery failed unexpectedly", job.id)
+            outcome = DeliveryOutcome.retry("unexpected error")
+        if outcome.kind == "delivered":
+            assert outcome.message_id is not None
+            job = await self.lifecycle.mark_delivered(job.id, outcome.message_id)
+        elif outcome.kind == "undeliverable":
+            job = await self.lifecycle.mark_undeliverable(job.id, outcome.reason)
+        elif job.attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
+            # This was the last attempt the cap allows (`attempts` counts the earlier ones).
+            log.warning(
+                "job %s: delivery failed %d times (last: %s); giving up",
+                job.id,
+                job.attempts + 1,
+                outcome.reason,
+            )
+            job = await self.lifecycle.mark_undeliverable(job.id, GIVE_UP_REASON)
+        else:
+            delay = delivery_delay(
+                job.attempts, self.settings.delivery_retry_seconds, outcome.retry_after
+            )
+            log.info(
+                "job %s: delivery attempt %d failed (%s); next in %.0f s",
+                job.id,
+                job.attempts + 1,
+                outcome.reason,
+                delay,
+            )
+            await self.lifecycle.retry_delivery_later(job.id, delay)
+            return
+        await self.delivery.job_changed(job)
+
+    def _touch_health_file(self) -> None:
+        path = self.settings.health_file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{time.time():.0f}\n")
+        except OSError:
+            log.warning("cannot write the health file %s", path, exc_info=True)

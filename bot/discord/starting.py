@@ -1,0 +1,106 @@
+"""Starting a job from an interaction, the same way for a slash command and a Re-roll click:
+refuse where the bot could not show the result, submit through the core, put up the card,
+and tell the member what happened."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.discord.cards import job_card
+from bot.discord.failures import DISCORD_FAILURES, classify
+from bot.discord.tree import UserFacingError
+from storage.models import Job, JobState
+
+if TYPE_CHECKING:
+    from bot.discord.bot import VideoBot
+
+log = logging.getLogger(__name__)
+
+
+def check_can_post(interaction: discord.Interaction[VideoBot]) -> None:
+    """Refuse, before anything is spent, where the bot could not show the card or the video."""
+    permissions = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = {
+        "View Channel": permissions.view_channel,
+        "Send Messages in Threads" if in_thread else "Send Messages": (
+            permissions.send_messages_in_threads if in_thread else permissions.send_messages
+        ),
+        "Embed Links": permissions.embed_links,
+        "Attach Files": permissions.attach_files,
+    }
+    missing = [name for name, granted in needed.items() if not granted]
+    if missing:
+        raise UserFacingError(
+            f"I can't post videos in this channel: I am missing {', '.join(missing)}. "
+            "Ask a moderator to give me that here, or use another channel.",
+            code="bot_permissions",
+        )
+
+
+async def start_job(
+    interaction: discord.Interaction[VideoBot], submit: Callable[[], Awaitable[Job]]
+) -> Job:
+    """Charge and submit (by `submit`, the core's), then put up the public job card.
+
+    Refusals propagate to the command tree, which words them; nothing is spent then.
+    """
+    bot = interaction.client
+    assert interaction.guild_id is not None
+    check_can_post(interaction)
+    bot.upload_limits[interaction.guild_id] = interaction.filesize_limit
+    job = await submit()
+    if job.state is JobState.REJECTED:
+        raise UserFacingError(
+            f"{job.failure_reason or 'The video service refused this request.'} "
+            "No credits were spent."
+        )
+    # From here the job exists and its credits are held: whatever fails below must not
+    # tell the member to try again (that would pay for a second video).
+    card_link = await post_card(interaction, job)
+    if bot.poller is not None:
+        bot.poller.wake()
+    lines = [f"Job #{job.id} is on its way: {job.price} credits held."]
+    try:
+        balance = await bot.core.moderation.balance(interaction.guild_id, interaction.user.id)
+        left = "unlimited" if balance.available is None else f"{balance.available} credits"
+        lines[0] = f"Job #{job.id} is on its way: {job.price} credits held, {left} left."
+    except Exception:
+        log.exception("job %s: balance not shown", job.id)
+    if job.state is JobState.SUBMITTING and job.failure_reason:
+        lines.append(job.failure_reason)
+    lines.append(
+        f"Follow it on its card: {card_link}"
+        if card_link
+        else "I could not put up its card here, so I will tell you by direct message."
+    )
+    try:
+        await interaction.followup.send("\n".join(lines), ephemeral=True)
+    except discord.HTTPException:
+        log.warning("job %s: submitted, but the confirmation did not reach the member", job.id)
+    return job
+
+
+async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str | None:
+    """Put up the job's public card; None if it could not be posted."""
+    bot = interaction.client
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        return None
+    try:
+        card = await channel.send(embed=job_card(job))
+    except DISCORD_FAILURES as error:
+        log.info(
+            "job %s: no card in channel %s (%s)", job.id, job.channel_id, classify(error).detail
+        )
+        return None
+    attached = await bot.core.lifecycle.attach_card(job.id, card.id)
+    # The poller may have moved the job while the card was being posted, before it had a
+    # card to draw on: draw the state it has now.
+    if attached.state is not job.state and bot.poller is not None:
+        bot.poller.announce(attached)
+    return card.jump_url

@@ -1,0 +1,335 @@
+"""After submission: results, polling errors, delivery, expiry and recovery after a stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from jobkit import GUILD, MOD, USER, FakeAPI, make_settings, request, result
+
+from bot.api import errors
+from bot.core import Core
+from bot.core.lifecycle import Recovery
+from bot.core.refusals import Refusal
+from storage import Database, InputRef, JobState, NewJob
+from tests.shared import Clock
+
+
+async def ledger_kinds(db: Database, job_id: int) -> list[tuple[str, str | None, int]]:
+    async with db.read() as store:
+        return [(e.kind, e.pool, e.amount) for e in await store.job_ledger(job_id)]
+
+
+async def test_success_commits_the_hold_and_stores_the_result(
+    core: Core, db: Database, clock: Clock
+) -> None:
+    job = await core.submitting.submit(request())
+    clock.advance(seconds=40)
+    done = await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    assert done.state is JobState.SUCCEEDED
+    assert done.progress == 100
+    assert done.result_url == "https://video.example/v.mp4?sig=1"
+    assert done.result_expires_at == clock.now + timedelta(hours=1)
+    assert done.next_poll_at == clock.now  # due for delivery
+    assert await ledger_kinds(db, job.id) == [("hold", "period", 30), ("commit", "period", 30)]
+    balance = await core.moderation.balance(GUILD, USER)
+    assert (balance.used, balance.held, balance.available) == (30, 0, 70)
+    assert [j.id for j in await core.lifecycle.pending_deliveries()] == [job.id]
+
+
+async def test_apply_result_is_idempotent(core: Core, db: Database, clock: Clock) -> None:
+    job = await core.submitting.submit(request())
+    first = await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    clock.advance(seconds=5)
+    second = await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    third = await core.lifecycle.apply_result(job.id, result("FAILED", reason="late"))
+    assert first == second == third
+    assert len(await ledger_kinds(db, job.id)) == 2
+    failed = await core.submitting.submit(request())
+    once = await core.lifecycle.apply_result(failed.id, result("FAILED", reason="ILLEGAL_PROMPT"))
+    twice = await core.lifecycle.apply_result(failed.id, result("FAILED", reason="ILLEGAL_PROMPT"))
+    assert once == twice
+    assert await ledger_kinds(db, failed.id) == [
+        ("hold", "period", 30),
+        ("release", "period", 30),
+    ]
+
+
+async def test_failure_releases_the_hold_and_explains(core: Core) -> None:
+    job = await core.submitting.submit(request())
+    failed = await core.lifecycle.apply_result(
+        job.id, result("FAILED", reason="ILLEGAL_IMAGE_CONTENT")
+    )
+    assert failed.state is JobState.FAILED
+    assert failed.failure_reason is not None and "image" in failed.failure_reason
+    assert failed.finished_at is not None and failed.next_poll_at is None
+    other = await core.submitting.submit(request())
+    odd = await core.lifecycle.apply_result(other.id, result("FAILED", reason="gpu melted"))
+    assert odd.failure_reason == "The video service could not make this video: gpu melted"
+    assert (await core.moderation.balance(GUILD, USER)).available == 100
+
+
+async def test_success_without_a_video_is_a_failure(core: Core) -> None:
+    from bot.api.models import TaskResult
+
+    job = await core.submitting.submit(request())
+    empty = TaskResult.model_validate({"task": {"status": "TASK_STATUS_SUCCEED"}, "videos": []})
+    failed = await core.lifecycle.apply_result(job.id, empty)
+    assert failed.state is JobState.FAILED
+    assert (await core.moderation.balance(GUILD, USER)).held == 0
+
+
+async def test_progress_moves_to_processing_and_schedules_the_next_poll(
+    core: Core, clock: Clock
+) -> None:
+    job = await core.submitting.submit(request())
+    queued = await core.lifecycle.apply_result(job.id, result("QUEUED"))
+    assert queued.state is JobState.QUEUED
+    clock.advance(seconds=10)
+    moving = await core.lifecycle.apply_result(
+        job.id, result("PROCESSING", eta=40, progress_percent=20)
+    )
+    assert moving.state is JobState.PROCESSING
+    assert (moving.progress, moving.eta) == (20, 40)
+    assert moving.next_poll_at == clock.now + timedelta(seconds=20)  # half the eta
+    far = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=5000))
+    assert far.next_poll_at == clock.now + timedelta(seconds=60)  # bounded by poll_max
+    near = await core.lifecycle.apply_result(
+        job.id, result("PROCESSING", eta=1, progress_percent=10)
+    )
+    assert near.next_poll_at == clock.now + timedelta(seconds=3)  # bounded by poll_min
+    assert near.progress == 20  # progress never goes back
+    back = await core.lifecycle.apply_result(job.id, result("QUEUED"))
+    assert back.state is JobState.PROCESSING  # never back from PROCESSING to QUEUED
+    unknown = await core.lifecycle.apply_result(job.id, result("PROCESSING"))
+    assert unknown.state is JobState.PROCESSING
+
+
+async def test_off_peak_jobs_are_polled_rarely(core: Core, clock: Clock) -> None:
+    job = await core.submitting.submit(request(off_peak=True))
+    assert job.off_peak and job.next_poll_at == clock.now + timedelta(seconds=300)
+    moved = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=10))
+    assert moved.next_poll_at == clock.now + timedelta(seconds=300)
+
+
+async def test_due_jobs_are_those_whose_poll_time_came(core: Core, clock: Clock) -> None:
+    job = await core.submitting.submit(request())
+    assert await core.lifecycle.due_jobs(10) == []
+    clock.advance(seconds=3)
+    assert [j.id for j in await core.lifecycle.due_jobs(10)] == [job.id]
+    await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    assert await core.lifecycle.due_jobs(10) == []
+
+
+async def test_poll_errors_back_off_and_task_not_found_fails(core: Core, clock: Clock) -> None:
+    job = await core.submitting.submit(request())
+    for attempt, expected in ((1, 6), (2, 12), (3, 24), (4, 48), (5, 60), (6, 60)):
+        job = await core.lifecycle.poll_failed(job.id, errors.ServerError(503, "", "down"))
+        assert job.attempts == attempt
+        assert job.next_poll_at == clock.now + timedelta(seconds=expected)
+    limited = await core.lifecycle.poll_failed(
+        job.id, errors.RateLimitError(429, "RATE_LIMIT_EXCEEDED", "", retry_after=120.0)
+    )
+    assert limited.next_poll_at == clock.now + timedelta(seconds=120)
+    reset = await core.lifecycle.apply_result(job.id, result("PROCESSING"))
+    assert reset.attempts == 0
+    gone = await core.lifecycle.poll_failed(
+        job.id, errors.TaskNotFoundError(404, "TASK_NOT_FOUND", "no such task")
+    )
+    assert gone.state is JobState.FAILED
+    assert gone.failure_reason == errors.REASON_MEMBER_MESSAGES["TASK_NOT_FOUND"]
+    assert (await core.moderation.balance(GUILD, USER)).held == 0
+    again = await core.lifecycle.poll_failed(job.id, errors.ServerError(500, "", ""))
+    assert again == gone
+
+
+async def test_delivery_outcomes(core: Core, clock: Clock) -> None:
+    job = await core.submitting.submit(request())
+    card = await core.lifecycle.attach_card(job.id, 5555)
+    assert card.card_message_id == 5555
+    await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    later = await core.lifecycle.retry_delivery_later(job.id, 30)
+    assert later.attempts == 1 and later.next_poll_at == clock.now + timedelta(seconds=30)
+    assert await core.lifecycle.pending_deliveries() == []
+    clock.advance(seconds=30)
+    assert [j.id for j in await core.lifecycle.pending_deliveries()] == [job.id]
+    delivered = await core.lifecycle.mark_delivered(job.id, 777)
+    assert delivered.state is JobState.DELIVERED and delivered.delivered_message_id == 777
+    assert await core.lifecycle.mark_delivered(job.id, 778) == delivered  # idempotent
+    assert await core.lifecycle.pending_deliveries() == []
+
+    other = await core.submitting.submit(request())
+    await core.lifecycle.apply_result(other.id, result("SUCCEED"))
+    stuck = await core.lifecycle.mark_undeliverable(
+        other.id, "The channel is gone and DMs are closed."
+    )
+    assert stuck.state is JobState.UNDELIVERABLE
+    assert stuck.failure_reason == "The channel is gone and DMs are closed."
+    balance = await core.moderation.balance(GUILD, USER)
+    assert balance.used == 60 and balance.held == 0  # both were made, so both are charged
+
+
+async def test_overdue_jobs_expire_and_are_released(
+    make_core: Callable[..., Core], clock: Clock
+) -> None:
+    core = make_core(job_timeout_minutes=60, off_peak_job_timeout_minutes=600)
+    await core.moderation.update_guild_settings(GUILD, MOD, max_concurrent=5)
+    normal = await core.submitting.submit(request())
+    slow = await core.submitting.submit(request(off_peak=True))
+    clock.advance(minutes=59)
+    assert await core.lifecycle.expire_overdue() == []
+    clock.advance(minutes=2)
+    [expired] = await core.lifecycle.expire_overdue()
+    assert expired.id == normal.id and expired.state is JobState.EXPIRED
+    assert expired.failure_reason is not None and "60 minutes" in expired.failure_reason
+    clock.advance(minutes=600)
+    [late] = await core.lifecycle.expire_overdue()
+    assert late.id == slow.id
+    assert (await core.moderation.balance(GUILD, USER)).held == 0
+    assert await core.lifecycle.expire_overdue() == []
+
+
+async def test_an_unknown_outcome_is_given_up_once_no_longer_in_flight(
+    core: Core, api: FakeAPI, clock: Clock
+) -> None:
+    from jobkit import outcome_unknown
+
+    api.failures.append(outcome_unknown())
+    job = await core.submitting.submit(request())
+    assert job.state is JobState.SUBMITTING
+    clock.advance(seconds=60)
+    assert await core.lifecycle.expire_overdue() == []  # still within the submit timeout + grace
+    clock.advance(seconds=91)
+    [lost] = await core.lifecycle.expire_overdue()
+    assert lost.id == job.id and lost.state is JobState.LOST
+    assert (await core.moderation.balance(GUILD, USER)).available == 100
+    assert len(api.calls) == 1
+
+
+async def test_a_submission_in_flight_is_never_settled_behind_its_back(
+    core: Core, api: FakeAPI, clock: Clock
+) -> None:
+    import asyncio
+
+    api.delay = 0.2
+    task = asyncio.create_task(core.submitting.submit(request()))
+    await asyncio.sleep(0.05)
+    clock.advance(days=1)
+    assert await core.lifecycle.expire_overdue() == []
+    assert await core.lifecycle.recover() == Recovery(lost=[], resumed=[])
+    job = await task
+    assert job.state is JobState.QUEUED and job.task_id == "task-1"
+
+
+async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
+    tmp_path: object, clock: Clock
+) -> None:
+    """Write the database a crashed bot would leave, reopen it, recover."""
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    path = tmp_path / "crashed.sqlite3"
+    db = await Database.open(path)
+    now = clock.now
+    states = {
+        "submitting": (JobState.SUBMITTING, None),
+        "submitting_with_id": (JobState.SUBMITTING, "t-sub"),
+        "queued": (JobState.QUEUED, "t-q"),
+        "processing": (JobState.PROCESSING, "t-p"),
+        "succeeded": (JobState.SUCCEEDED, "t-s"),
+        "delivered": (JobState.DELIVERED, "t-d"),
+    }
+    ids: dict[str, int] = {}
+    async with db.transaction() as store:
+        for name, (state, task_id) in states.items():
+            job = await store.insert_job(
+                NewJob(
+                    guild_id=GUILD,
+                    channel_id=5,
+                    user_id=USER,
+                    model="vidu-q3-pro-i2v",
+                    params={"images": ["https://x.example/a.png"]},
+                    inputs=[InputRef(kind="image", url="https://x.example/a.png")],
+                    price=10,
+                ),
+                state=JobState.SUBMITTING,
+                at=now,
+            )
+            await store.add_ledger(
+                guild_id=GUILD,
+                user_id=USER,
+                job_id=job.id,
+                kind="hold",
+                pool="period",
+                amount=10,
+                actor="system",
+                at=now,
+            )
+            if state in (JobState.SUCCEEDED, JobState.DELIVERED):
+                await store.settle_holds(job.id, "commit", actor="system", reason="", at=now)
+            await store.update_job(
+                job.id,
+                now,
+                state=state,
+                task_id=task_id,
+                next_poll_at=now + timedelta(minutes=10) if name == "queued" else None,
+                result_url="https://v.example/x.mp4" if name == "succeeded" else None,
+            )
+            ids[name] = job.id
+    await db.close()
+
+    clock.advance(minutes=1)
+    db = await Database.open(path)
+    try:
+        core = Core.build(db, FakeAPI(), make_settings(), clock=clock)
+        recovery = await core.lifecycle.recover()
+        resumed = recovery.resumed
+        by_id = {job.id: job for job in resumed}
+        assert [job.id for job in recovery.lost] == [ids["submitting"]]
+        assert set(by_id) == {
+            ids["submitting_with_id"],
+            ids["queued"],
+            ids["processing"],
+            ids["succeeded"],
+        }
+        lost = await core.lifecycle.get_job(ids["submitting"])
+        assert lost is not None and lost.state is JobState.LOST
+        assert lost.failure_reason is not None and "returned" in lost.failure_reason
+        assert by_id[ids["submitting_with_id"]].state is JobState.QUEUED
+        due = {job.id for job in await core.lifecycle.due_jobs(10)}
+        assert due == {ids["submitting_with_id"], ids["queued"], ids["processing"]}
+        assert [j.id for j in await core.lifecycle.pending_deliveries()] == [ids["succeeded"]]
+        delivered = await core.lifecycle.get_job(ids["delivered"])
+        assert delivered is not None and delivered.state is JobState.DELIVERED
+        balance = await core.moderation.balance(GUILD, USER)
+        # 2 committed (succeeded, delivered), 3 still held (with task ids), 1 released.
+        assert (balance.used, balance.held) == (50, 30)
+        again = await core.lifecycle.recover()  # a second recovery changes nothing
+        assert again.resumed == resumed and again.lost == []
+        assert (await core.moderation.balance(GUILD, USER)).held == 30
+    finally:
+        await db.close()
+
+
+async def test_history_and_status_visibility(core: Core) -> None:
+    mine = await core.submitting.submit(request(duration=1))
+    theirs = await core.submitting.submit(request(user=USER + 1, duration=1))
+    assert [j.id for j in await core.lifecycle.history(GUILD, USER)] == [mine.id]
+    assert (await core.lifecycle.status(mine.id, GUILD, USER, is_moderator=False)).id == mine.id
+    with pytest.raises(Refusal) as caught:
+        await core.lifecycle.status(theirs.id, GUILD, USER, is_moderator=False)
+    assert caught.value.code == "not_found"
+    assert (await core.lifecycle.status(theirs.id, GUILD, MOD, is_moderator=True)).id == theirs.id
+    with pytest.raises(Refusal):
+        await core.lifecycle.status(theirs.id, GUILD + 1, MOD, is_moderator=True)
+    with pytest.raises(Refusal):
+        await core.lifecycle.status(12345, GUILD, USER, is_moderator=True)
+
+
+async def test_typical_price_follows_recent_jobs(core: Core) -> None:
+    assert await core.moderation.typical_price(GUILD) == 30  # a default 5 s 720p video
+    for duration in (1, 2, 10):
+        job = await core.submitting.submit(request(duration=duration))
+        await core.lifecycle.apply_result(job.id, result("FAILED"))
+    assert await core.moderation.typical_price(GUILD) == 12  # median of 6, 12, 60
