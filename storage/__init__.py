@@ -1,17 +1,8 @@
-"""SQLite storage: the only place with SQL. Opens, migrates and serialises the database and
+"""Storage: the only place with SQL. Opens, migrates and serialises the database and
 returns typed models; knows nothing of Discord or of the bot's policies."""
 
 from __future__ import annotations
 
-from storage.db import (
-    CorruptDatabaseError,
-    Database,
-    Migration,
-    MigrationError,
-    SchemaTooNewError,
-    StorageError,
-    bundled_migrations,
-)
 from storage.models import (
     ACTIVE_STATES,
     CHARGED_STATES,
@@ -30,6 +21,15 @@ from storage.models import (
     MemberUsage,
     NewJob,
     Period,
+)
+from storage.sqlite import (
+    CorruptDatabaseError,
+    Database,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    StorageError,
+    bundled_migrations,
 )
 from storage.store import UNSET, ReadOnlyStoreError, Store, Unset
 

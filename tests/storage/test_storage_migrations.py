@@ -16,7 +16,7 @@ from storage import (
     StorageError,
     bundled_migrations,
 )
-from storage.db import split_statements
+from storage.sqlite import split_statements
 
 EXPECTED_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
 

@@ -1,4 +1,4 @@
-"""The database connection: opening, migrating and serialising transactions.
+"""SQLite, the default store: opening, migrating and serialising transactions.
 
 One aiosqlite connection serves the whole bot. Because every coroutine shares it, a
 transaction opened by one coroutine would otherwise swallow statements issued by another
@@ -22,6 +22,7 @@ from typing import Self
 
 import aiosqlite
 
+from storage.sql import Row
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,23 @@ def _has_sql(text: str) -> bool:
 def _is_busy(error: sqlite3.Error) -> bool:
     text = str(error).lower()
     return "locked" in text or "busy" in text
+
+
+class SQLiteConnection:
+    """`storage.sql.Connection` over the one aiosqlite connection."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._conn = connection
+
+    async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
+        return [dict(row) for row in await self._conn.execute_fetchall(sql, tuple(params))]
+
+    async def execute(self, sql: str, params: Sequence[object]) -> int:
+        cursor = await self._conn.execute(sql, tuple(params))
+        try:
+            return cursor.rowcount
+        finally:
+            await cursor.close()
 
 
 class Database:
@@ -257,7 +275,7 @@ class Database:
         async with self._exclusive():
             await self._begin("BEGIN IMMEDIATE")
             try:
-                yield Store(self._conn, writable=True)
+                yield Store(SQLiteConnection(self._conn), writable=True)
             except BaseException:
                 await self._rollback()
                 raise
@@ -273,7 +291,7 @@ class Database:
         async with self._exclusive():
             await self._begin("BEGIN")
             try:
-                yield Store(self._conn, writable=False)
+                yield Store(SQLiteConnection(self._conn), writable=False)
             finally:
                 await self._rollback()
 
