@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from .server import FakeDiscord
+    from .connections import ConnectionsMixin
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class GatewaySession:
 class GatewayConnection:
     """One websocket from a bot. Messages from the fake are JSON, compressed as the URL asked."""
 
-    def __init__(self, fake: FakeDiscord, ws: web.WebSocketResponse, compress: str | None) -> None:
+    def __init__(
+        self, fake: ConnectionsMixin, ws: web.WebSocketResponse, compress: str | None
+    ) -> None:
         self.fake = fake
         self.ws = ws
         self.compress_mode = compress

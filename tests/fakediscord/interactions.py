@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .models import FakeChannel, FakeMember, FakeRole, FakeUser, StoredMessage, UploadedFile
 
 if TYPE_CHECKING:
-    from .server import FakeDiscord
+    from .messages import MessagesMixin
 
 # Interaction types.
 PING = 1
@@ -118,7 +118,7 @@ class FakeInteraction:
 
     def __init__(
         self,
-        fake: FakeDiscord,
+        fake: MessagesMixin,
         *,
         id: int,
         token: str,
