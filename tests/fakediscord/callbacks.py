@@ -268,7 +268,7 @@ class CallbacksMixin(InvokeMixin):
         inter = self._webhook_interaction(rec, app_id, token)
         msg = self._interaction_message(inter, message_id, rec)
         msg.deleted = True
-        self._spawn(self._dispatch_message_event("MESSAGE_DELETE", msg))
+        self._dispatch_message_event("MESSAGE_DELETE", msg)
         self._record(
             inter, InteractionEvent("delete", None, {}, [], msg, msg.ephemeral, target=message_id)
         )

@@ -55,6 +55,7 @@ class FakeCore:
     application_flags: int
     bot_user: FakeUser
     heartbeat_interval_ms: int
+    shard_count: int  # guild events go to shard (guild_id >> 22) % shard_count
     interaction_deadline: float | None  # seconds to send the initial callback
     interaction_token_ttl: float  # seconds the interaction token works for followups
     attachment_ttl: float  # seconds a CDN link lives

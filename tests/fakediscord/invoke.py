@@ -3,11 +3,14 @@
 ``invoke_slash``, ``invoke_autocomplete``, ``click_button`` and ``select`` build the
 INTERACTION_CREATE Discord would send (member with channel permissions, ``app_permissions``,
 ``attachment_size_limit``, locale, a fresh token …), remember it as a ``FakeInteraction`` and
-dispatch it to the bot. What the bot answers is handled in callbacks.py.
+deliver it to the connection holding the guild's shard; when no connection does, the
+interaction is marked undelivered (``delivered=False``, ``undelivered_interactions``) instead.
+What the bot answers is handled in callbacks.py.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -24,16 +27,34 @@ from .messages import MessagesMixin
 from .models import FakeGuild, FakeMember, StoredMessage
 from .options import OptionsMixin
 
+log = logging.getLogger(__name__)
+
 
 class InvokeMixin(MessagesMixin, OptionsMixin):
     """Interactions a test sends to the bot on behalf of a member."""
 
     interactions: dict[int, FakeInteraction]
     _interactions_by_token: dict[str, FakeInteraction]
+    # Interactions no connection could receive: the app was offline for their shard.
+    undelivered_interactions: list[FakeInteraction]
 
     def _init_interactions(self) -> None:
         self.interactions = {}
         self._interactions_by_token = {}
+        self.undelivered_interactions = []
+
+    async def _deliver_interaction(self, inter: FakeInteraction) -> None:
+        """INTERACTION_CREATE to the connection holding the guild's shard. With none (and no
+        session that could resume), Discord's member sees "The application did not respond":
+        the interaction is never answered, and recorded in ``undelivered_interactions``."""
+        shard_id = self._event_shard(inter.guild_id)
+        if await self._deliver(shard_id, "INTERACTION_CREATE", inter.payload):
+            return
+        inter.delivered = False
+        inter.undelivered_reason = f"no gateway connection holds shard {shard_id}"
+        self.undelivered_interactions.append(inter)
+        log.info("interaction %s not delivered: %s", inter.id, inter.undelivered_reason)
+        self._notify()
 
     def _member_of(self, guild: FakeGuild, user: UserRef) -> FakeMember:
         uid = self._user(user).id
@@ -147,7 +168,7 @@ class InvokeMixin(MessagesMixin, OptionsMixin):
         inter = self._base_interaction(
             APPLICATION_COMMAND, guild_id, channel_id, user, data, locale=locale
         )
-        await self.dispatch("INTERACTION_CREATE", inter.payload)
+        await self._deliver_interaction(inter)
         return inter
 
     async def invoke_autocomplete(
@@ -182,7 +203,7 @@ class InvokeMixin(MessagesMixin, OptionsMixin):
         inter = self._base_interaction(
             AUTOCOMPLETE, guild_id, channel_id, user, data, locale=locale
         )
-        await self.dispatch("INTERACTION_CREATE", inter.payload)
+        await self._deliver_interaction(inter)
         return inter
 
     async def click_button(
@@ -215,5 +236,5 @@ class InvokeMixin(MessagesMixin, OptionsMixin):
         inter = self._base_interaction(
             MESSAGE_COMPONENT, msg.guild_id, msg.channel_id, user, data, message=msg
         )
-        await self.dispatch("INTERACTION_CREATE", inter.payload)
+        await self._deliver_interaction(inter)
         return inter

@@ -121,7 +121,7 @@ class MessagesMixin(WorldMixin, AttachmentsMixin):
         if nonce is not None:
             self._nonces[(author_user.id, str(nonce))] = (self.now(), msg.id)
         if dispatch:
-            self._spawn(self._dispatch_message_event("MESSAGE_CREATE", msg))
+            self._dispatch_message_event("MESSAGE_CREATE", msg)
         return msg
 
     def message_payload(
@@ -285,7 +285,7 @@ class MessagesMixin(WorldMixin, AttachmentsMixin):
                 )
         self._compute_mentions(msg, channel)
         self._store_message(msg)
-        self._spawn(self._dispatch_message_event("MESSAGE_CREATE", msg))
+        self._dispatch_message_event("MESSAGE_CREATE", msg)
         return msg
 
     def _edit_message(
@@ -314,7 +314,7 @@ class MessagesMixin(WorldMixin, AttachmentsMixin):
             )
         msg.edited_at = self.now()
         self._compute_mentions(msg, channel)
-        self._spawn(self._dispatch_message_event("MESSAGE_UPDATE", msg))
+        self._dispatch_message_event("MESSAGE_UPDATE", msg)
 
     def _require_send(self, channel: FakeChannel, files: list[UploadedFile]) -> None:
         if channel.is_dm:
@@ -395,33 +395,34 @@ class MessagesMixin(WorldMixin, AttachmentsMixin):
         if msg.author_id != self.bot_user.id and not channel.is_dm:
             self._require(channel, MANAGE_MESSAGES)
         msg.deleted = True
-        self._spawn(self._dispatch_message_event("MESSAGE_DELETE", msg))
+        self._dispatch_message_event("MESSAGE_DELETE", msg)
         return None
 
     # ------------------------------------------------------------------ gateway events
 
-    async def _dispatch_message_event(self, event: str, msg: StoredMessage) -> None:
-        conn = self.connection
-        if (
-            conn is None
-            or conn.session is None
-            or not self.dispatch_message_events
-            or msg.ephemeral
-        ):
-            return
-        intents = conn.session.intents
+    def _dispatch_message_event(self, event: str, msg: StoredMessage) -> None:
+        """MESSAGE_CREATE / UPDATE / DELETE to the shard of the message's guild (DMs: shard 0)."""
         channel = self.channels.get(msg.channel_id)
-        if channel is None:
+        if not self.dispatch_message_events or msg.ephemeral or channel is None:
             return
+        self._dispatch_later(
+            msg.guild_id,
+            event,
+            lambda intents: self._message_event_data(event, msg, channel, intents),
+        )
+
+    def _message_event_data(
+        self, event: str, msg: StoredMessage, channel: FakeChannel, intents: int
+    ) -> dict[str, Any] | None:
+        """What a session with ``intents`` receives of a message event (None: nothing)."""
         needed = INTENT_DM_MESSAGES if channel.is_dm else INTENT_GUILD_MESSAGES
         if not intents & needed:
-            return
+            return None
         if event == "MESSAGE_DELETE":
             data: dict[str, Any] = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
             if msg.guild_id is not None:
                 data["guild_id"] = str(msg.guild_id)
-            await conn.dispatch(event, data)
-            return
+            return data
         data = self.message_payload(msg, include_guild_id=True)
         guild = self.guilds.get(msg.guild_id) if msg.guild_id is not None else None
         if guild is not None and msg.author_id in guild.members:
@@ -435,4 +436,4 @@ class MessagesMixin(WorldMixin, AttachmentsMixin):
         )
         if not privileged_ok:
             data.update({"content": "", "embeds": [], "attachments": [], "components": []})
-        await conn.dispatch(event, data)
+        return data

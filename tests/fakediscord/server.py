@@ -58,7 +58,10 @@ class FakeDiscord(CallbacksMixin, RoutesMixin):
         bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
         allowed_privileged_intents: int = PRIVILEGED_INTENTS,
         dispatch_message_events: bool = True,
+        shard_count: int = 1,
     ) -> None:
+        if shard_count < 1:
+            raise ValueError("shard_count must be at least 1")
         self.time_offset = 0.0
         self.snowflake = SnowflakeFactory(self.now)
         self.token = token
@@ -67,6 +70,7 @@ class FakeDiscord(CallbacksMixin, RoutesMixin):
         self.bot_user = FakeUser(bot_id or self.application_id, bot_name, bot=True)
         self.patch = patch_discord
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.shard_count = shard_count
         self.interaction_deadline = interaction_deadline
         self.interaction_token_ttl = interaction_token_ttl
         self.attachment_ttl = attachment_ttl

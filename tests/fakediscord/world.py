@@ -84,13 +84,24 @@ class WorldMixin(ConnectionsMixin):
         everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: Any = None,
         channels: tuple[str, ...] = ("general",),
+        shard_id: int | None = None,
     ) -> FakeGuild:
         """A guild the bot is in, with @everyone, the bot's managed role, an owner and channels.
 
         ``attachment_size_limit`` overrides the upload limit derived from ``premium_tier``
         (Discord's interactions carry it; discord.py's ``Guild.filesize_limit`` keeps using the tier).
+        ``shard_id`` picks an id that Discord routes to that shard under ``shard_count``.
         """
-        gid = id or self.snowflake()
+        if shard_id is not None and not 0 <= shard_id < self.shard_count:
+            raise ValueError(f"shard_id {shard_id} is not in range(shard_count={self.shard_count})")
+        if id is not None and shard_id is not None and self.shard_of(id) != shard_id:
+            raise ValueError(f"guild id {id} belongs to shard {self.shard_of(id)}, not {shard_id}")
+        if id is not None:
+            gid = id
+        elif shard_id is not None:
+            gid = self.snowflake.on_shard(shard_id, self.shard_count)
+        else:
+            gid = self.snowflake()
         owner_user = (
             self._user(owner)
             if owner is not None
@@ -162,9 +173,7 @@ class WorldMixin(ConnectionsMixin):
             channel.overwrites.append(Overwrite(self.bot_user.id, 1, allow, deny))
         guild.channels[cid] = channel
         self.channels[cid] = channel
-        self._spawn(
-            self._dispatch_guild_event(guild_id, "CHANNEL_CREATE", payloads.channel(channel))
-        )
+        self._dispatch_later(guild_id, "CHANNEL_CREATE", payloads.channel(channel))
         return channel
 
     def add_role(
@@ -186,12 +195,8 @@ class WorldMixin(ConnectionsMixin):
             mentionable=mentionable,
         )
         guild.roles[role.id] = role
-        self._spawn(
-            self._dispatch_guild_event(
-                guild_id,
-                "GUILD_ROLE_CREATE",
-                {"guild_id": str(guild_id), "role": payloads.role(role)},
-            )
+        self._dispatch_later(
+            guild_id, "GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": payloads.role(role)}
         )
         return role
 
@@ -237,11 +242,7 @@ class WorldMixin(ConnectionsMixin):
         channel = self.channels[channel_id]
         channel.deleted = True
         if channel.guild_id is not None:
-            self._spawn(
-                self._dispatch_guild_event(
-                    channel.guild_id, "CHANNEL_DELETE", payloads.channel(channel)
-                )
-            )
+            self._dispatch_later(channel.guild_id, "CHANNEL_DELETE", payloads.channel(channel))
 
     def bot_member(self, guild_id: int) -> FakeMember:
         return self.guilds[guild_id].members[self.bot_user.id]
