@@ -1,4 +1,12 @@
-"""The gateway websocket: HELLO, IDENTIFY/READY, GUILD_CREATE, heartbeats, RESUME and dispatches."""
+"""The gateway websocket: HELLO, IDENTIFY/READY, GUILD_CREATE, heartbeats, RESUME and dispatches.
+
+One ``GatewayConnection`` per websocket; its ``GatewaySession`` (created by IDENTIFY, taken
+over by RESUME) numbers the dispatches and keeps them for replay. A session belongs to one
+shard: IDENTIFY's ``"shard": [shard_id, shard_count]`` (none = shard 0 of 1) is checked
+against the fake's ``shard_count`` (4010 Invalid Shard, 4011 Sharding Required) and READY /
+GUILD_CREATE list only the guilds of that shard. Which connection gets which event is decided
+in connections.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from .server import FakeDiscord
+    from .connections import ConnectionsMixin
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,11 @@ PRIVILEGED_INTENTS = INTENT_MEMBERS | INTENT_PRESENCES | INTENT_MESSAGE_CONTENT
 # Only kept so a RESUME can replay what a dropped connection missed.
 _REPLAY_LIMIT = 1000
 
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+# A client closing with these ends its session for good (Discord: the bot goes offline).
+_FINAL_CLOSE_CODES = (1000, 1001)
+
 
 def _zstd_compressor() -> Callable[[bytes], bytes] | None:
     """Per-message zstd-stream frames, when the same zstd library discord.py would use exists."""
@@ -65,12 +78,37 @@ class GatewaySession:
     seq: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)
     connection: GatewayConnection | None = None
+    shard_id: int = 0
+    shard_count: int = 1
+
+    def record(self, event: str, data: Any) -> dict[str, Any]:
+        """Number a dispatch and keep it for a RESUME's replay."""
+        self.seq += 1
+        payload = {"op": OP_DISPATCH, "t": event, "s": self.seq, "d": data}
+        self.sent.append(payload)
+        del self.sent[:-_REPLAY_LIMIT]
+        return payload
+
+
+def parse_shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as (shard_id, shard_count); none is shard 0 of 1; malformed: None."""
+    if value is None:
+        return 0, 1
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    return None
 
 
 class GatewayConnection:
     """One websocket from a bot. Messages from the fake are JSON, compressed as the URL asked."""
 
-    def __init__(self, fake: FakeDiscord, ws: web.WebSocketResponse, compress: str | None) -> None:
+    def __init__(
+        self, fake: ConnectionsMixin, ws: web.WebSocketResponse, compress: str | None
+    ) -> None:
         self.fake = fake
         self.ws = ws
         self.compress_mode = compress
@@ -78,6 +116,8 @@ class GatewayConnection:
         self.ready = asyncio.Event()
         self.heartbeats = 0
         self.received: list[dict[str, Any]] = []
+        self.closed_by_fake = False
+        self._fake_close_code: int | None = None
         self._send_lock = asyncio.Lock()
         self._compress: Callable[[bytes], bytes] | None = None
         if compress == "zlib-stream":
@@ -93,6 +133,24 @@ class GatewayConnection:
     @property
     def closed(self) -> bool:
         return self.ws.closed
+
+    @property
+    def shard_id(self) -> int | None:
+        """The shard this connection identified (or resumed) as; None before that."""
+        return self.session.shard_id if self.session is not None else None
+
+    @property
+    def close_code(self) -> int | None:
+        """Why the connection ended: the fake's code when it closed first, else the bot's."""
+        return self._fake_close_code if self.closed_by_fake else self.ws.close_code
+
+    @property
+    def said_goodbye(self) -> bool:
+        """The bot closed with 1000/1001: Discord ends the session (the app goes offline).
+
+        Known as soon as the bot's close frame is read, i.e. before its ``close()`` returns.
+        """
+        return not self.closed_by_fake and self.ws.close_code in _FINAL_CLOSE_CODES
 
     async def send(self, payload: dict[str, Any]) -> None:
         raw = json.dumps(payload, separators=(",", ":"))
@@ -111,14 +169,14 @@ class GatewayConnection:
         session = self.session
         if session is None:
             raise RuntimeError("dispatch before IDENTIFY")
-        session.seq += 1
-        payload = {"op": OP_DISPATCH, "t": event, "s": session.seq, "d": data}
-        session.sent.append(payload)
-        del session.sent[:-_REPLAY_LIMIT]
+        payload = session.record(event, data)
         self.fake.gateway_events.append(payload)
         await self.send(payload)
 
     async def close(self, code: int = 4000) -> None:
+        if not self.closed_by_fake and not self.ws.closed:
+            self.closed_by_fake = True
+            self._fake_close_code = code
         await self.ws.close(code=code, message=b"fake discord closed the connection")
 
     async def run(self) -> None:
@@ -130,6 +188,15 @@ class GatewayConnection:
                 "t": None,
             }
         )
+        try:
+            await self._receive()
+        finally:
+            session = self.session
+            if session is not None and session.connection is self and self.said_goodbye:
+                # The bot said goodbye: Discord invalidates the session, nothing is buffered.
+                self.fake.gateway_sessions.pop(session.id, None)
+
+    async def _receive(self) -> None:
         async for msg in self.ws:
             if msg.type is WSMsgType.TEXT:
                 try:
@@ -175,15 +242,36 @@ class GatewayConnection:
         if intents & PRIVILEGED_INTENTS & ~self.fake.allowed_privileged_intents:
             await self.close(4014)  # disallowed intents
             return
+        shard = parse_shard(data.get("shard"))
+        if shard is None or not 0 <= shard[0] < shard[1]:
+            await self.close(CLOSE_INVALID_SHARD)
+            return
+        shard_id, shard_count = shard
+        if shard_count < self.fake.shard_count:
+            # Discord: "the session would have handled too many guilds".
+            await self.close(CLOSE_SHARDING_REQUIRED)
+            return
+        if shard_count > self.fake.shard_count:
+            # Real Discord accepts more shards than it recommends; the fake routes guilds
+            # with its one shard_count, so a different count is an invalid shard here.
+            await self.close(CLOSE_INVALID_SHARD)
+            return
         self.fake.identifies += 1
-        session = GatewaySession(id=secrets.token_hex(16), intents=intents, identify=data)
+        session = GatewaySession(
+            id=secrets.token_hex(16),
+            intents=intents,
+            identify=data,
+            shard_id=shard_id,
+            shard_count=shard_count,
+        )
         session.connection = self
         self.session = session
         self.fake.gateway_sessions[session.id] = session
+        guilds = [g for g in self.fake.guilds.values() if self.fake.shard_of(g.id) == shard_id]
         ready = {
             "v": 10,
             "user": self.fake.bot_user_payload(),
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.fake.guilds.values()],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "resume_gateway_url": self.fake.gateway_url,
             "session_type": "normal",
@@ -203,7 +291,7 @@ class GatewayConnection:
         if shard is not None:
             ready["shard"] = shard
         await self.dispatch("READY", ready)
-        for guild in list(self.fake.guilds.values()):
+        for guild in guilds:
             if not guild.unavailable:
                 await self.dispatch("GUILD_CREATE", self.fake.guild_create_payload(guild, intents))
         self.ready.set()
@@ -233,7 +321,7 @@ class GatewayConnection:
             guild_ids = [guild_ids]
         for gid in guild_ids:
             guild = self.fake.guilds.get(int(gid))
-            if guild is None:
+            if guild is None or self.fake.shard_of(guild.id) != self.shard_id:
                 continue
             chunk: dict[str, Any] = {
                 "guild_id": str(guild.id),

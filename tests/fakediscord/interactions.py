@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .models import FakeChannel, FakeMember, FakeRole, FakeUser, StoredMessage, UploadedFile
 
 if TYPE_CHECKING:
-    from .server import FakeDiscord
+    from .messages import MessagesMixin
 
 # Interaction types.
 PING = 1
@@ -118,7 +118,7 @@ class FakeInteraction:
 
     def __init__(
         self,
-        fake: FakeDiscord,
+        fake: MessagesMixin,
         *,
         id: int,
         token: str,
@@ -148,6 +148,9 @@ class FakeInteraction:
         self.choices: list[dict[str, Any]] | None = None
         self.modal: dict[str, Any] | None = None
         self.rejections: list[tuple[str, int]] = []  # (route, error code) the fake refused
+        # False when no gateway connection held the guild's shard: the bot never saw it.
+        self.delivered = True
+        self.undelivered_reason: str | None = None
 
     def __repr__(self) -> str:
         cb = self.callback.type if self.callback else None
@@ -206,6 +209,9 @@ class FakeInteraction:
         predicate: Callable[[FakeInteraction], bool],
         timeout: float = 5.0,
     ) -> None:
+        if not self.delivered and not predicate(self):
+            # Nothing can change: fail now rather than after the timeout.
+            raise TimeoutError(f"{self!r} was never delivered: {self.undelivered_reason}")
         await self._fake.wait_until(
             lambda: predicate(self), timeout=timeout, what=f"{self!r} condition"
         )

@@ -112,6 +112,18 @@ class SnowflakeFactory:
             self._last = candidate
             return candidate
 
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next snowflake with ``(id >> 22) % shard_count == shard_id`` (the guild-to-shard
+        rule): its timestamp is moved at most ``shard_count - 1`` ms ahead."""
+        with self._lock:
+            ms = int(self._clock() * 1000) - DISCORD_EPOCH_MS
+            candidate = max((ms << 22) | (next(self._counter) & 0xFFF), self._last + 1)
+            ahead = (shard_id - (candidate >> 22)) % shard_count
+            if ahead:
+                candidate = (((candidate >> 22) + ahead) << 22) | (candidate & 0x3FFFFF)
+            self._last = candidate
+            return candidate
+
 
 @dataclass
 class FakeUser:
