@@ -11,6 +11,8 @@ from bot.core import refusals as r
 
 MB = 1024 * 1024
 CHANNEL_REF = re.compile(r"\{channel:(\d+)\}")
+# For a refusal added to the core without words here yet; a test keeps this unused.
+UNWORDED = "I can't do that."
 
 
 def credits(amount: int) -> str:
@@ -123,7 +125,7 @@ def refusal_text(refusal: r.Refusal) -> str:
             return f"`voices` gives subject {n} a voice, but `subject{n}` is not attached."
         case r.BadVoices(subject=n):
             return f"`voices` names subject {n} twice."
-    return "I can't do that."  # a refusal added to the core without words here yet
+    return UNWORDED
 
 
 def _image_text(bad: r.BadImage) -> str:
