@@ -42,9 +42,10 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
-            from bot.api.simulator import Simulator
+            from bot.simulator import Simulator, SimulatorConfig
 
-            simulator = await stack.enter_async_context(Simulator.from_settings(settings))
+            config = SimulatorConfig(task_seconds=settings.simulate_seconds)
+            simulator = await stack.enter_async_context(Simulator(config))
             base_url, api_key = simulator.base_url, simulator.api_key
             log.warning(
                 "NOVITA_SIMULATE=1: videos come from the built-in simulator at %s; "

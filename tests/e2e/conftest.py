@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.discord_app import VideoBot
 from bot.runner import Core, build_bot, open_core
 from bot.settings import Settings
+from bot.simulator import Simulator, SimulatorConfig
 from storage.models import Job, LedgerEntry
 from tests.fakediscord import (
     MANAGE_GUILD,

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from bot import poller
-from bot.api.simulator import SimulatorConfig
 from bot.delivery_discord import DiscordDelivery
+from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.fakediscord import StoredMessage

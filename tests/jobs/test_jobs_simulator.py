@@ -10,8 +10,8 @@ import pytest
 from jobkit import GUILD, MOD, USER, make_settings, request
 
 from bot.api import RateLimiter, VideoAPI
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.jobs import JobService, Refusal
+from bot.simulator import Simulator, SimulatorConfig
 from storage import Database, Job, JobState
 
 TASK_SECONDS = 0.3

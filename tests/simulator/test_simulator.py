@@ -10,10 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from api_samples import IMAGE
 from multidict import CIMultiDictProxy
 
-from bot.api.simulator import Simulator, SimulatorConfig, sample_mp4, video_of_size
+from bot.simulator import Simulator, SimulatorConfig, sample_mp4, video_of_size
+from tests.api.api_samples import IMAGE
 
 Q3_PATH = "/v3/async/vidu-q3-pro-i2v"
 RESULT = "/v3/async/task-result"
@@ -177,7 +177,7 @@ async def test_standalone_entry_prints_url_and_key() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.api.simulator",
+        "bot.simulator",
         "--task-seconds",
         "0",
         "--api-key",

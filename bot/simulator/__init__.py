@@ -1,0 +1,55 @@
+"""A loopback simulator of the Vidu endpoints of the Novita AI API.
+
+It speaks the documented shapes (both submission endpoints, the Task Result API, error
+bodies, signed video URLs with a TTL) and can be told to misbehave the ways the real
+service may: 429 with Retry-After, 5xx, slow answers, bodies that are not JSON, tasks that
+fail, unknown tasks, a submission accepted whose answer never arrives. The bot runs on it
+with `NOVITA_SIMULATE=1`; tests inspect every request it received.
+
+    async with Simulator(SimulatorConfig(task_seconds=0)) as sim:
+        api = VideoAPI(sim.base_url, sim.api_key)
+
+`python -m bot.simulator` runs it standalone and prints its base URL and key.
+
+Modules: `tasks` (config, faults, task state), `media` (the sample video and its signed
+URLs), `results` (the Task Result body), `routes` (the HTTP handlers), `server`
+(`Simulator`). It builds on `bot.api.models` and `bot.api.endpoints` only.
+"""
+
+from __future__ import annotations
+
+from bot.simulator.media import MEDIA_PREFIX, sample_mp4, video_of_size
+from bot.simulator.results import task_result_body
+from bot.simulator.routes import HTML_ERROR_PAGE, RESULT_PATH, create_simulator
+from bot.simulator.server import Simulator
+from bot.simulator.tasks import (
+    DEFAULT_FAILURE_REASON,
+    STATE_KEY,
+    Fault,
+    FaultKind,
+    RecordedRequest,
+    Route,
+    SimTask,
+    SimulatorConfig,
+    SimulatorState,
+)
+
+__all__ = [
+    "DEFAULT_FAILURE_REASON",
+    "HTML_ERROR_PAGE",
+    "MEDIA_PREFIX",
+    "RESULT_PATH",
+    "STATE_KEY",
+    "Fault",
+    "FaultKind",
+    "RecordedRequest",
+    "Route",
+    "SimTask",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorState",
+    "create_simulator",
+    "sample_mp4",
+    "task_result_body",
+    "video_of_size",
+]
