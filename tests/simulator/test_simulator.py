@@ -10,28 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from multidict import CIMultiDictProxy
 
 from bot.simulator import Simulator, SimulatorConfig, sample_mp4, video_of_size
 from tests.api.api_samples import IMAGE
-
-Q3_PATH = "/v3/async/vidu-q3-pro-i2v"
-RESULT = "/v3/async/task-result"
-
-
-def auth(sim: Simulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sim.api_key}"}
-
-
-async def call(
-    sim: Simulator, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
-) -> tuple[int, Any, CIMultiDictProxy[str]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, sim.base_url + path, headers=headers, **kwargs) as response,
-    ):
-        body = await response.json(content_type=None)
-        return response.status, body, response.headers
+from tests.simulator.simkit import Q3_PATH, RESULT, auth, call
 
 
 def is_error_body(body: Any, code: int, reason: str) -> bool:
