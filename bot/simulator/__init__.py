@@ -11,7 +11,12 @@ with `NOVITA_SIMULATE=1`; tests inspect every request it received.
 
 `python -m bot.simulator` runs it standalone and prints its base URL and key.
 
-Modules: `tasks` (config, faults, task state), `media` (the sample video and its signed
+For a poller's tests and benchmarks, each task can have its own duration
+(`sim.next_task_seconds`, `SimulatorConfig.duration_of`) and the service can misjudge the
+time left (`SimulatorConfig.eta_mode`: accurate, too_long, too_short, stale,
+progress_only, none; see `bot.simulator.tasks`).
+
+Modules: `tasks` (config, faults, task state and timeline), `media` (the sample video and its signed
 URLs), `results` (the Task Result body), `routes` (the HTTP handlers), `server`
 (`Simulator`). It builds on `bot.api.models` and `bot.api.endpoints` only.
 """
@@ -25,8 +30,10 @@ from bot.simulator.server import Simulator
 from bot.simulator.tasks import (
     DEFAULT_FAILURE_REASON,
     STATE_KEY,
+    EtaMode,
     Fault,
     FaultKind,
+    Reading,
     RecordedRequest,
     Route,
     SimTask,
@@ -40,8 +47,10 @@ __all__ = [
     "MEDIA_PREFIX",
     "RESULT_PATH",
     "STATE_KEY",
+    "EtaMode",
     "Fault",
     "FaultKind",
+    "Reading",
     "RecordedRequest",
     "Route",
     "SimTask",

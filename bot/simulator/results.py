@@ -1,12 +1,11 @@
 """The Task Result body of a simulated task, as `GET /v3/async/task-result` answers it.
 
-Built from the task's timeline at the moment of asking, so a read and a webhook sent at
-the same moment carry the same body.
+Built from the task's timeline at the moment of asking (its `reading`, which follows the
+eta mode), so a read and a webhook sent at the same moment carry the same body.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -21,31 +20,24 @@ def task_result_body(
     """The documented Task Result JSON for `task` at `now` (monotonic; default: now)."""
     config = state.config
     now = time.monotonic() if now is None else now
-    fraction = task.progress(now)
+    reading = task.reading(now, config)
     info: dict[str, Any] = {
         "task_id": task.task_id,
         "task_type": task.model.upper().replace("-", "_"),
+        "status": reading.status.value,
         "reason": "",
     }
     videos: list[dict[str, Any]] = []
-    if fraction >= 1.0:
-        if task.done_at_wall is None:
-            task.done_at_wall = time.time()
-        if task.fail_reason is not None:
-            info["status"] = TaskStatus.FAILED.value
-            info["reason"] = task.fail_reason
-        else:
-            info["status"] = TaskStatus.SUCCEED.value
-            videos.append(video_output(state, task, origin))
-        progress, eta = 100, 0
-    else:
-        queued = fraction < config.queued_fraction
-        info["status"] = (TaskStatus.QUEUED if queued else TaskStatus.PROCESSING).value
-        progress = 0 if queued else int(fraction * 100)
-        eta = math.ceil(task.seconds - (now - task.created))
-    if config.progress_fields:
-        info["eta"] = eta
-        info["progress_percent"] = progress
+    if reading.status.is_terminal and task.done_at_wall is None:
+        task.done_at_wall = time.time()
+    if reading.status is TaskStatus.FAILED:
+        info["reason"] = task.fail_reason or ""
+    elif reading.status is TaskStatus.SUCCEED:
+        videos.append(video_output(state, task, origin))
+    if reading.eta is not None:
+        info["eta"] = reading.eta
+    if reading.progress_percent is not None:
+        info["progress_percent"] = reading.progress_percent
     body: dict[str, Any] = {
         "task": info,
         "extra": {

@@ -176,7 +176,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         model=spec.name,
         body=data,
         created=time.monotonic(),
-        seconds=config.task_seconds,
+        seconds=state.duration_for(data),
         fail_reason=fail_reason,
         seed=data.get("seed") or secrets.randbelow(2**31),
     )

@@ -6,6 +6,10 @@
 
 Every request is recorded (`sim.requests`, `sim.submissions`, `sim.result_reads`); every
 task is inspectable and changeable (`sim.tasks`, `finish_task`, `fail_task`, `forget_task`).
+
+Knobs for the read scheduler's tests and benchmarks: `sim.next_task_seconds` (durations of
+the next tasks, in order), `config.duration_of`, `config.eta_mode` (or a task's own
+`eta_mode`).
 """
 
 from __future__ import annotations
@@ -98,6 +102,15 @@ class Simulator:
     @property
     def faults(self) -> list[Fault]:
         return self.state.faults
+
+    @property
+    def next_task_seconds(self) -> list[float]:
+        """Durations of the next submitted tasks, used one each in order (then the config's)."""
+        return self.state.next_task_seconds
+
+    @next_task_seconds.setter
+    def next_task_seconds(self, seconds: list[float]) -> None:
+        self.state.next_task_seconds = list(seconds)
 
     def requests_to(self, method: str, path_prefix: str = "/") -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
