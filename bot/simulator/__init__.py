@@ -12,13 +12,16 @@ with `NOVITA_SIMULATE=1`; tests inspect every request it received.
 `python -m bot.simulator` runs it standalone and prints its base URL and key.
 
 For a poller's tests and benchmarks, each task can have its own duration
-(`sim.next_task_seconds`, `SimulatorConfig.duration_of`) and the service can misjudge the
+(`sim.next_task_seconds`, `SimulatorConfig.duration_of`), the service can misjudge the
 time left (`SimulatorConfig.eta_mode`: accurate, too_long, too_short, stale,
-progress_only, none; see `bot.simulator.tasks`).
+progress_only, none; see `bot.simulator.tasks`), and tasks submitted with
+`extra.webhook.url` get a webhook at their end, on time, late, twice or never, and forged
+ones on demand (see `bot.simulator.webhooks`).
 
-Modules: `tasks` (config, faults, task state and timeline), `media` (the sample video and its signed
-URLs), `results` (the Task Result body), `routes` (the HTTP handlers), `server`
-(`Simulator`). It builds on `bot.api.models` and `bot.api.endpoints` only.
+Modules: `tasks` (config, faults, task state and timeline), `media` (the sample video and
+its signed URLs), `results` (the Task Result body), `routes` (the HTTP handlers),
+`webhooks` (the webhook sender), `server` (`Simulator`), `__main__` (the CLI). It builds on
+`bot.api.models` and `bot.api.endpoints` only.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from bot.simulator.tasks import (
     SimTask,
     SimulatorConfig,
     SimulatorState,
+    WebhookMode,
 )
+from bot.simulator.webhooks import WEBHOOK_EVENT, WEBHOOKS_KEY, WebhookDelivery, Webhooks
 
 __all__ = [
     "DEFAULT_FAILURE_REASON",
@@ -47,6 +52,8 @@ __all__ = [
     "MEDIA_PREFIX",
     "RESULT_PATH",
     "STATE_KEY",
+    "WEBHOOKS_KEY",
+    "WEBHOOK_EVENT",
     "EtaMode",
     "Fault",
     "FaultKind",
@@ -57,6 +64,9 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "SimulatorState",
+    "WebhookDelivery",
+    "WebhookMode",
+    "Webhooks",
     "create_simulator",
     "sample_mp4",
     "task_result_body",

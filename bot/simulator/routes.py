@@ -4,6 +4,9 @@ The middleware records every request, applies the configured latency and the nex
 fault, then checks the API key and the server-side rate limit like the real service; the
 handlers validate bodies against the endpoints' request models and answer the documented
 shapes (`{"task_id"}`, the Task Result body, error bodies).
+
+A submission's `extra` (where a webhook URL travels) is taken out of the body before it is
+validated, since the request models do not know it, and kept on the task.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bot.simulator.tasks import (
     SimulatorConfig,
     SimulatorState,
 )
+from bot.simulator.webhooks import WEBHOOKS_KEY, Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +163,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
         data = json.loads(await request.read())
     except ValueError:
         return error(400, "INVALID_REQUEST_BODY", "the request body is not valid JSON")
+    extra = data.pop("extra", None) if isinstance(data, dict) else None
+    webhook_url, problem = webhook_of(extra)
+    if problem:
+        return error(400, "INVALID_REQUEST_BODY", problem)
     try:
         spec.request_model.model_validate(data)
     except ValidationError as exc:
@@ -179,8 +187,14 @@ async def submit(request: web.Request) -> web.StreamResponse:
         seconds=state.duration_for(data),
         fail_reason=fail_reason,
         seed=data.get("seed") or secrets.randbelow(2**31),
+        extra=extra,
+        webhook_url=webhook_url,
+        origin=str(request.url.origin()),
     )
+    if webhook_url is not None and state.next_webhook_modes:
+        task.webhook_mode = state.next_webhook_modes.pop(0)
     state.tasks[task.task_id] = task
+    request.app[WEBHOOKS_KEY].watch(task)
     log.debug("simulator: task %s for %s", task.task_id, spec.name)
     hang = state.take_fault("submit", hang=True)
     if hang is not None:
@@ -190,6 +204,21 @@ async def submit(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
         raise asyncio.CancelledError
     return web.json_response({"task_id": task.task_id})
+
+
+def webhook_of(extra: Any) -> tuple[str | None, str]:
+    """The webhook URL in a submission's `extra`, and what is wrong with `extra` if anything."""
+    if extra is None:
+        return None, ""
+    if not isinstance(extra, dict):
+        return None, "extra must be an object"
+    webhook = extra.get("webhook")
+    if webhook is None:
+        return None, ""
+    url = webhook.get("url") if isinstance(webhook, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None, "extra.webhook.url must be an http(s) URL"
+    return url, ""
 
 
 async def task_result(request: web.Request) -> web.StreamResponse:
@@ -207,7 +236,9 @@ async def task_result(request: web.Request) -> web.StreamResponse:
 def create_simulator(config: SimulatorConfig | None = None) -> web.Application:
     """The simulator as an aiohttp application (its state is `app[STATE_KEY]`)."""
     app = web.Application(middlewares=[simulate])
-    app[STATE_KEY] = SimulatorState(config or SimulatorConfig())
+    state = SimulatorState(config or SimulatorConfig())
+    app[STATE_KEY] = state
+    app[WEBHOOKS_KEY] = Webhooks(state)
     app.router.add_get(RESULT_PATH, task_result)
     app.router.add_post("/v3/async/{model}", submit)
     app.router.add_get(MEDIA_PREFIX + "{task_id}.mp4", media)

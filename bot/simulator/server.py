@@ -9,7 +9,8 @@ task is inspectable and changeable (`sim.tasks`, `finish_task`, `fail_task`, `fo
 
 Knobs for the read scheduler's tests and benchmarks: `sim.next_task_seconds` (durations of
 the next tasks, in order), `config.duration_of`, `config.eta_mode` (or a task's own
-`eta_mode`).
+`eta_mode`), and webhooks: `config.webhook_mode` / `webhook_next`, `send_forged_webhook`,
+with every attempt in `sim.webhooks_sent`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from bot.simulator.tasks import (
     Route,
     SimTask,
     SimulatorConfig,
+    WebhookMode,
 )
+from bot.simulator.webhooks import WEBHOOKS_KEY, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Simulator:
     ) -> None:
         self.app = create_simulator(config)
         self.state = self.app[STATE_KEY]
+        self.webhooks = self.app[WEBHOOKS_KEY]
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -61,6 +65,7 @@ class Simulator:
 
     async def close(self) -> None:
         self.state.closing.set()
+        await self.webhooks.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -102,6 +107,11 @@ class Simulator:
     @property
     def faults(self) -> list[Fault]:
         return self.state.faults
+
+    @property
+    def webhooks_sent(self) -> list[WebhookDelivery]:
+        """Every webhook delivery attempt so far, in the order they ended."""
+        return self.webhooks.sent
 
     @property
     def next_task_seconds(self) -> list[float]:
@@ -209,9 +219,33 @@ class Simulator:
         self.state.tasks[task_id].fail_reason = reason
 
     def finish_task(self, task_id: str) -> None:
-        """Make a task reach its end now."""
-        self.state.tasks[task_id].seconds = 0
+        """Make a task reach its end now (its webhook, if any, goes out now too)."""
+        task = self.state.tasks[task_id]
+        task.seconds = 0
+        self.webhooks.rescheduled(task)
 
     def forget_task(self, task_id: str) -> None:
-        """From now on the service answers TASK_NOT_FOUND for this task."""
+        """From now on the service answers TASK_NOT_FOUND for this task (and sends no webhook)."""
         self.state.tasks.pop(task_id, None)
+        self.webhooks.unwatch(task_id)
+
+    # --- webhook knobs -----------------------------------------------------------------
+
+    def webhook_next(self, mode: WebhookMode, *, times: int = 1) -> None:
+        """The next `times` tasks submitted with a webhook URL send it in `mode`.
+
+        `"normal"`, `"late"` (`config.webhook_delay` after the end), `"duplicate"` (twice)
+        or `"drop"` (never). Other tasks follow `config.webhook_mode`; a task's own
+        `webhook_mode` can also be set on `sim.tasks[task_id]` until it ends.
+        """
+        self.state.next_webhook_modes.extend([mode] * times)
+
+    async def send_forged_webhook(
+        self, url: str, task_id: str, status: str = "TASK_STATUS_SUCCEED"
+    ) -> list[WebhookDelivery]:
+        """POST a webhook nobody should trust: `task_id` (running, or unknown) has `status`.
+
+        A forged success carries a video URL whose signature is invalid (the media route
+        answers 403). Delivered and recorded like a real one (`forged=True`).
+        """
+        return await self.webhooks.forge(url, task_id, status, self.base_url)

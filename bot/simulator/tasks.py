@@ -48,6 +48,7 @@ from bot.api.models import TaskStatus
 Route = Literal["submit", "result", "video", "any"]
 FaultKind = Literal["status", "malformed", "delay", "hang_after_accept", "disconnect"]
 EtaMode = Literal["accurate", "too_long", "too_short", "stale", "progress_only", "none"]
+WebhookMode = Literal["normal", "late", "duplicate", "drop"]
 
 DEFAULT_FAILURE_REASON = "The prompt did not pass content moderation."
 
@@ -74,6 +75,12 @@ class SimulatorConfig:
     # A task's own duration from its request body (without `extra`); None: `task_seconds`.
     duration_of: Callable[[dict[str, Any]], float] | None = None
     eta_mode: EtaMode = "accurate"  # what eta / progress_percent say (module docstring)
+    # Webhooks (see bot.simulator.webhooks): how they go out, unless a task says otherwise.
+    webhook_mode: WebhookMode = "normal"
+    webhook_delay: float = 5.0  # "late": sent this many seconds after the task's end
+    webhook_timeout: float = 5.0  # one delivery attempt gives up after this long
+    webhook_retries: int = 5  # a timed-out or non-2xx attempt is retried this many times
+    webhook_retry_delay: float = 1.0  # seconds between two attempts
 
 
 @dataclass
@@ -120,14 +127,18 @@ class SimTask:
 
     task_id: str
     model: str
-    body: dict[str, Any]  # the request body as validated
+    body: dict[str, Any]  # the request body as validated, `extra` taken out
     created: float  # time.monotonic()
     seconds: float  # its true duration T; 0 ends it at once
     fail_reason: str | None = None
     seed: int = 0
     created_wall: float = field(default_factory=time.time)
     done_at_wall: float | None = None
+    extra: dict[str, Any] | None = None  # the submission's `extra`, as sent
+    webhook_url: str | None = None  # extra.webhook.url
+    webhook_mode: WebhookMode | None = None  # None: the config's `webhook_mode`
     eta_mode: EtaMode | None = None  # None: the config's `eta_mode`
+    origin: str = ""  # scheme://host:port the task was submitted to (for its video URL)
     first_eta: int | None = None  # "stale": the eta its first read said
 
     @property
@@ -184,6 +195,7 @@ class SimulatorState:
     faults: list[Fault] = field(default_factory=list)
     next_task_failures: list[str] = field(default_factory=list)
     next_task_seconds: list[float] = field(default_factory=list)  # durations, in order
+    next_webhook_modes: list[WebhookMode] = field(default_factory=list)  # in order
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     api_calls: collections.deque[float] = field(default_factory=collections.deque)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -29,9 +31,11 @@ async def call(
         return response.status, body, response.headers
 
 
-async def submit(sim: Simulator, **fields: Any) -> str:
-    """Submit a valid Q3 body (plus `fields`); the task id."""
+async def submit(sim: Simulator, *, webhook: str | None = None, **fields: Any) -> str:
+    """Submit a valid Q3 body (plus `fields`, and `extra.webhook.url` if given); the task id."""
     body: dict[str, Any] = {"images": [IMAGE], **fields}
+    if webhook is not None:
+        body["extra"] = {"webhook": {"url": webhook}}
     status, answer, _ = await call(sim, "POST", Q3_PATH, headers=auth(sim), json=body)
     assert status == 200, answer
     task_id: str = answer["task_id"]
@@ -53,3 +57,11 @@ async def fetch_status(url: str) -> int:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         await response.read()
         return response.status
+
+
+async def wait_sent(sim: Simulator, count: int, timeout: float = 2.0) -> None:
+    """Wait until the simulator has recorded `count` webhook attempts."""
+    deadline = time.monotonic() + timeout
+    while len(sim.webhooks_sent) < count:
+        assert time.monotonic() < deadline, f"only {len(sim.webhooks_sent)} webhook attempts"
+        await asyncio.sleep(0.01)

@@ -40,10 +40,10 @@ async def test_duration_of_sees_the_body_and_next_task_seconds_come_first(
     sim.config.duration_of = duration_of
     sim.next_task_seconds = [9.0]
     first = await submit(sim, duration=5)
-    second = await submit(sim, duration=8)
+    second = await submit(sim, duration=8, webhook="http://127.0.0.1:9/hook")
     assert sim.tasks[first].seconds == 9.0
     assert sim.tasks[second].seconds == 0.8
-    assert len(bodies) == 1 and bodies[0]["duration"] == 8
+    assert len(bodies) == 1 and "extra" not in bodies[0] and bodies[0]["duration"] == 8
 
 
 async def test_each_task_ends_after_its_own_duration(sim: Simulator) -> None:
