@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from bot.api import VideoAPI
-from bot.api.simulator import Simulator
 from bot.core import Core
 from bot.core.poller import Poller
 from bot.core.videos import Videos
@@ -24,6 +23,7 @@ from bot.discord.bot import VideoBot
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
 from bot.settings import Settings
+from bot.simulator import Simulator, SimulatorConfig
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
-            simulator = await stack.enter_async_context(Simulator.from_settings(settings))
+            config = SimulatorConfig(task_seconds=settings.simulate_seconds)
+            simulator = await stack.enter_async_context(Simulator(config))
             base_url, api_key = simulator.base_url, simulator.api_key
             log.warning(
                 "NOVITA_SIMULATE=1: videos come from the built-in simulator at %s; "

@@ -1,6 +1,7 @@
 """The client of the Novita AI video API (Vidu models): models, errors, rate limit, client.
 
-The loopback simulator lives in `bot.api.simulator` and is imported only where it is used.
+The loopback simulator of this API is the separate package `bot.simulator`, built on this
+package's models and endpoints; it is imported only where it is used.
 """
 
 from __future__ import annotations

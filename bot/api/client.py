@@ -236,8 +236,15 @@ class VideoAPI:
 
     # --- the API -----------------------------------------------------------------------
 
-    async def submit(self, endpoint: Endpoint, request: VideoRequest) -> str:
+    async def submit(
+        self, endpoint: Endpoint, request: VideoRequest, *, webhook_url: str | None = None
+    ) -> str:
         """Start a video; returns the task id.
+
+        With `webhook_url` the body carries `"extra": {"webhook": {"url": webhook_url}}`, so
+        the service may POST the result there when the task ends. A webhook is only a hint
+        (it is not signed, and its support on the Vidu endpoints is unconfirmed): the result
+        must still be confirmed with `task_result`.
 
         Raises `SubmissionOutcomeUnknown` when the task may or may not exist; the caller
         must find out (or give up on it), never simply submit again.
@@ -247,8 +254,13 @@ class VideoAPI:
                 f"{endpoint.name} takes a {endpoint.request_model.__name__}, "
                 f"not a {type(request).__name__}"
             )
+        if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http(s) URL")
         what = f"POST {endpoint.path}"
         body = request.to_body()
+        if webhook_url is not None:
+            # Beside the request model's fields, not in them: the models forbid extras.
+            body["extra"] = {"webhook": {"url": webhook_url}}
         attempt = 0
         while True:
             error: VideoAPIError

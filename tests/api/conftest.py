@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.api import RateLimiter, VideoAPI
-from bot.api.simulator import Simulator, SimulatorConfig
+from bot.simulator import Simulator, SimulatorConfig
 
 # Fast enough for tests, slow enough that a poll sees the task in progress.
 TASK_SECONDS = 0.5

@@ -41,7 +41,7 @@ from bot.api.endpoints import Q2_REFERENCE2VIDEO as Q2
 from bot.api.endpoints import Q3_PRO_I2V as Q3
 from bot.api.endpoints import Q3_TURBO_I2V as Q3_TURBO
 from bot.api.endpoints import Endpoint
-from bot.api.simulator import Simulator, SimulatorConfig, sample_mp4
+from bot.simulator import Simulator, SimulatorConfig, sample_mp4
 
 
 async def poll_until_done(api: VideoAPI, task_id: str, *, limit: float = 5.0) -> list[TaskResult]:

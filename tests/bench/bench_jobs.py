@@ -20,10 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.api import VideoAPI
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.jobs import JobService, Refusal, SubmitRequest
+
+from bot.api import VideoAPI
 from bot.settings import Settings
+from bot.simulator import Simulator, SimulatorConfig
 from storage import Database, InputRef
 
 IMAGE = "https://cdn.example/attachments/1/2/cat.png"

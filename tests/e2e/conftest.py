@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.app import Resources, build_bot, open_resources
 from bot.core import Core
 from bot.discord.bot import VideoBot
 from bot.settings import Settings
+from bot.simulator import Simulator, SimulatorConfig
 from storage.models import Job, LedgerEntry
 from tests.fakediscord import (
     MANAGE_GUILD,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import SimulatorConfig
 from bot.app import build_delivery
 from bot.core import poller
+from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.fakediscord import StoredMessage

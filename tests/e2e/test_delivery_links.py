@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.api.simulator import MEDIA_PREFIX, RESULT_PATH, SimulatorConfig
+from bot.simulator import MEDIA_PREFIX, RESULT_PATH, SimulatorConfig
 from storage.models import JobState
 from tests.e2e.conftest import World, image
 

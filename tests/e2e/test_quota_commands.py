@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import SimulatorConfig
+from bot.simulator import SimulatorConfig
 from storage.models import JobState, LedgerEntry
 from tests.e2e.conftest import World, image, private_reply
 from tests.fakediscord import MANAGE_GUILD, FakeInteraction, StoredMessage

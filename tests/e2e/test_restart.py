@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.app import build_bot, open_resources
 from bot.discord.bot import COMMAND_HASH_KEY
+from bot.simulator import Simulator, SimulatorConfig
 from storage import Database
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.api.simulator import SimulatorConfig
+from bot.simulator import SimulatorConfig
 from storage.models import JobState
 from tests.e2e.conftest import World, image
 

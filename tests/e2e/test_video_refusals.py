@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.api.simulator import SimulatorConfig
+from bot.simulator import SimulatorConfig
 from tests.e2e.conftest import World, image
 from tests.fakediscord import AttachmentSpec
 

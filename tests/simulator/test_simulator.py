@@ -10,28 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from api_samples import IMAGE
-from multidict import CIMultiDictProxy
 
-from bot.api.simulator import Simulator, SimulatorConfig, sample_mp4, video_of_size
-
-Q3_PATH = "/v3/async/vidu-q3-pro-i2v"
-RESULT = "/v3/async/task-result"
-
-
-def auth(sim: Simulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sim.api_key}"}
-
-
-async def call(
-    sim: Simulator, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
-) -> tuple[int, Any, CIMultiDictProxy[str]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, sim.base_url + path, headers=headers, **kwargs) as response,
-    ):
-        body = await response.json(content_type=None)
-        return response.status, body, response.headers
+from bot.simulator import Simulator, SimulatorConfig, sample_mp4, video_of_size
+from tests.api.api_samples import IMAGE
+from tests.simulator.simkit import Q3_PATH, RESULT, auth, call
 
 
 def is_error_body(body: Any, code: int, reason: str) -> bool:
@@ -177,7 +159,7 @@ async def test_standalone_entry_prints_url_and_key() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.api.simulator",
+        "bot.simulator",
         "--task-seconds",
         "0",
         "--api-key",

@@ -10,9 +10,9 @@ import pytest
 from jobkit import GUILD, MOD, USER, make_settings, request
 
 from bot.api import RateLimiter, VideoAPI
-from bot.api.simulator import Simulator, SimulatorConfig
 from bot.core import Core
 from bot.core.refusals import Refusal
+from bot.simulator import Simulator, SimulatorConfig
 from storage import Database, Job, JobState
 
 TASK_SECONDS = 0.3
