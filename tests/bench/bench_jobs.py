@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.jobs import JobService, Refusal, SubmitRequest
-
 from bot.api import VideoAPI
+from bot.core import Core
+from bot.core.refusals import Refusal
+from bot.core.submitting import SubmitRequest
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
 from storage import Database, InputRef
@@ -63,7 +64,7 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
             async with VideoAPI.from_settings(
                 settings, base_url=sim.base_url, api_key=sim.api_key
             ) as api:
-                service = JobService(db, api, settings)
+                core = Core.build(db, api, settings)
 
                 # 1. submit throughput and latency
                 slots = asyncio.Semaphore(concurrency)
@@ -72,7 +73,7 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 async def submit(n: int) -> None:
                     async with slots:
                         start = time.perf_counter()
-                        await service.submit(request(100 + n % members))
+                        await core.submitting.submit(request(100 + n % members))
                         latencies.append(time.perf_counter() - start)
 
                 start = time.perf_counter()
@@ -85,11 +86,11 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 )
 
                 # 2. the race for the last credits
-                await service.set_allowance(1, 9, 300, actor_id=1)  # ten 30-credit videos
+                await core.moderation.set_allowance(1, 9, 300, actor_id=1)  # ten 30-credit videos
 
                 async def racer() -> bool:
                     try:
-                        await service.submit(request(9))
+                        await core.submitting.submit(request(9))
                         return True
                     except Refusal:
                         return False
@@ -97,7 +98,7 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 start = time.perf_counter()
                 won = await asyncio.gather(*(racer() for _ in range(50)))
                 elapsed = time.perf_counter() - start
-                balance = await service.balance(1, 9)
+                balance = await core.moderation.balance(1, 9)
                 print(
                     f"race: 50 submissions for 10 videos' credit: {sum(won)} accepted, "
                     f"{50 - sum(won)} refused, {balance.available} left, {elapsed * 1000:.0f} ms"
@@ -105,12 +106,12 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
 
                 # 3. result reads and settlement
                 await asyncio.sleep(0.05)  # past every job's first poll time
-                due = await service.due_jobs(limit=100_000)
+                due = await core.lifecycle.due_jobs(limit=100_000)
                 start = time.perf_counter()
 
                 async def settle(job_id: int, task_id: str) -> None:
                     async with slots:
-                        await service.apply_result(job_id, await api.task_result(task_id))
+                        await core.lifecycle.apply_result(job_id, await api.task_result(task_id))
 
                 await asyncio.gather(*(settle(j.id, j.task_id or "") for j in due))
                 elapsed = time.perf_counter() - start
