@@ -66,10 +66,12 @@ class JobQueries(Queries):
         assert job is not None
         return job
 
-    async def get_job(self, job_id: int) -> Job | None:
+    async def get_job(self, job_id: int, *, for_update: bool = False) -> Job | None:
+        """The job; `for_update` locks its row until the transaction ends."""
         if not 0 < job_id <= MAX_ID:
             return None
-        row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        lock = self._conn.row_lock if for_update else ""
+        row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?{lock}", (job_id,))
         return None if row is None else _job(row)
 
     async def update_job(self, job_id: int, at: datetime, **changes: object) -> Job:

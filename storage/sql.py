@@ -19,6 +19,14 @@ Row = Mapping[str, Any]
 class Connection(Protocol):
     """One open connection inside a transaction, as the query modules use it."""
 
+    # What a dialect appends to a SELECT to lock the rows it reads until the transaction
+    # ends ("" where transactions are serial anyway, as in SQLite).
+    row_lock: str
+
+    async def lock(self, keys: Sequence[str]) -> None:
+        """Hold these named locks until the transaction ends (no-op where serial)."""
+        ...
+
     async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
         """Run a statement and return its rows (an INSERT … RETURNING, too)."""
         ...
@@ -70,6 +78,12 @@ class Queries:
     async def _one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
+
+    async def lock(self, *keys: str) -> None:
+        """Serialise this transaction with every other one that locks any of `keys`, in
+        any process, until it ends. Keys are taken in sorted order, so two transactions
+        never wait for each other in a circle."""
+        await self._conn.lock(sorted(set(keys)))
 
     def _check_writable(self) -> None:
         if not self.writable:

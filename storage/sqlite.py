@@ -115,10 +115,19 @@ def _is_busy(error: sqlite3.Error) -> bool:
 
 
 class SQLiteConnection:
-    """`storage.sql.Connection` over the one aiosqlite connection."""
+    """`storage.sql.Connection` over the one aiosqlite connection.
+
+    Transactions on it are serial (one process, one connection, `BEGIN IMMEDIATE` under a
+    lock), so row locks and named locks are not needed.
+    """
+
+    row_lock = ""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._conn = connection
+
+    async def lock(self, keys: Sequence[str]) -> None:
+        return None
 
     async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
         return [dict(row) for row in await self._conn.execute_fetchall(sql, tuple(params))]

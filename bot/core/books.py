@@ -60,6 +60,19 @@ class Books:
         )
 
 
+def member_key(guild_id: int, user_id: int) -> str:
+    """The lock that serialises changes to one member's credits, across processes."""
+    return f"member:{guild_id}:{user_id}"
+
+
+def guild_key(guild_id: int) -> str:
+    """The lock that serialises a guild's settings and its daily spending."""
+    return f"guild:{guild_id}"
+
+
+OPERATOR_KEY = "operator"  # the spending of every guild together (the operator's cap)
+
+
 def log_transition(before: JobState | None, job: Job) -> None:
     """One line per state change, the same for every transition of every job."""
     if before is job.state:

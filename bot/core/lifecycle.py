@@ -60,7 +60,7 @@ class Lifecycle:
         """Load the job, let `decide` choose a move, apply it, commit, log; returns the job."""
         now = self._books.now()
         async with self._books.db.transaction() as store:
-            job = await store.get_job(job_id)
+            job = await store.get_job(job_id, for_update=True)
             if job is None:
                 raise LookupError(f"no job {job_id}")  # a programming error, not a refusal
             move = decide(job, now)

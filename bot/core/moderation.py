@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 from bot.core import refusals
-from bot.core.books import Books
+from bot.core.books import Books, guild_key, member_key
 from bot.core.catalog import CATALOG
 from bot.core.moves import clip, credits
 from bot.core.pricing import default_price
@@ -76,6 +76,7 @@ class Moderation:
         that results, in one transaction."""
         now = self._books.now()
         async with self._books.db.transaction() as store:
+            await store.lock(member_key(guild_id, member_id))
             guild = await self._books.guild(store, guild_id)
             amount, reason = await change(store, guild, now)
             await store.add_ledger(
@@ -264,6 +265,7 @@ class Moderation:
         transaction, unless they differ from `expected` by then."""
         now = self._books.now()
         async with self._books.db.transaction() as store:
+            await store.lock(guild_key(guild_id))
             if expected is not None and expected != await self._books.guild(store, guild_id):
                 raise refusals.SettingsChanged()
             await change(store, now)

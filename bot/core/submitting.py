@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.api import errors
 from bot.api.models import SEED_MAX, RequestValidationError, describe_validation_error
 from bot.core import refusals
-from bot.core.books import Books, log_transition
+from bot.core.books import OPERATOR_KEY, Books, guild_key, log_transition, member_key
 from bot.core.catalog import CATALOG, JobRequest, ModelSpec, get_model, request_of
 from bot.core.pricing import price_of
 from bot.core.quota import day_start, split_hold
@@ -155,6 +155,12 @@ class Submitting:
         self, store: Store, request: SubmitRequest, prepared: _Prepared, now: datetime
     ) -> Job:
         """Every check, then the job row and its holds, all in the caller's transaction."""
+        # Two submissions racing for the last credits (or the last of a daily cap) must
+        # not both see them free, whichever process each arrives at.
+        keys = [guild_key(request.guild_id), member_key(request.guild_id, request.user_id)]
+        if self._settings.operator_daily_cap is not None:
+            keys.append(OPERATOR_KEY)
+        await store.lock(*keys)
         guild = await self._books.guild(store, request.guild_id)
         self._check_model_enabled(guild, prepared.spec)
         if guild.allowed_channels and request.channel_id not in guild.allowed_channels:
