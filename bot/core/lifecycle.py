@@ -150,7 +150,16 @@ class Lifecycle:
 
         return await self.step(job_id, decide)
 
+    def unconfirmed_deadline(self, job: Job) -> datetime:
+        """When a submission whose outcome is unknown is given up (and its credits return),
+        unless it is still in flight here."""
+        wait = timedelta(seconds=self._settings.submit_timeout_seconds) + UNKNOWN_OUTCOME_GRACE
+        return job.created_at + wait
+
     async def outcome_unknown(self, job_id: int, member_message: str | None) -> Job:
+        """The service may or may not have started the video: the job waits, SUBMITTING,
+        until `unconfirmed_deadline` (kept in `next_poll_at`), then it is given up."""
+
         def decide(job: Job, _now: datetime) -> Move | None:
             if job.state is not JobState.SUBMITTING:
                 return None
@@ -158,11 +167,13 @@ class Lifecycle:
                 member_message
                 or "The bot could not confirm whether the video service started your video."
             )
-            words += (
-                f" Your {credits(job.price)} are held until this is settled; "
-                "they come back if the video is not made."
+            words += f" Your {credits(job.price)} are held until this is settled."
+            return Move(
+                changes={
+                    "failure_reason": clip(words, 500),
+                    "next_poll_at": self.unconfirmed_deadline(job),
+                }
             )
-            return Move(changes={"failure_reason": clip(words, 500)})
 
         job = await self.step(job_id, decide)
         log.info("job %s guild %s: SUBMITTING (outcome unknown)", job.id, job.guild_id)
@@ -265,11 +276,10 @@ class Lifecycle:
                 cutoff = now - timedelta(minutes=minutes)
                 overdue = await store.active_jobs_created_before(cutoff, off_peak=off_peak)
                 moved += await self._step_each(store, overdue, expire(minutes))
-            cutoff = now - timedelta(seconds=s.submit_timeout_seconds) - UNKNOWN_OUTCOME_GRACE
             stale = [
                 job
                 for job in await store.jobs_in_states([JobState.SUBMITTING])
-                if job.created_at < cutoff
+                if self.unconfirmed_deadline(job) < now
             ]
             moved += await self._step_each(store, stale, unknown)
         return moved

@@ -69,15 +69,23 @@ def span(minutes: float) -> str:
 
 
 def lose(job: Job, _now: datetime) -> Move:
-    """A submission never confirmed: given up, never sent again; its holds come back."""
+    """A submission never confirmed: given up, never sent again; its holds come back.
+
+    Said as it happened: the video service left the outcome unknown (the job has been
+    waiting for it, `next_poll_at` is its deadline), or the bot stopped mid-submission.
+    """
+    if job.next_poll_at is not None:
+        cause = "The video service never confirmed whether it started this video"
+    else:
+        cause = "The bot stopped before the video service confirmed this video"
     return Move(
         to=JobState.LOST,
         settle="release",
         why="submission never confirmed",
         changes={
             "failure_reason": (
-                "The bot stopped before the video service confirmed this video, so it was "
-                f"given up (never sent twice). Your {credits(job.price)} were returned."
+                f"{cause}, so it was given up (never sent twice, so it cannot be made or "
+                f"charged twice). Your {credits(job.price)} were returned."
             )
         },
     )

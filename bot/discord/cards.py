@@ -86,6 +86,20 @@ def what_happened(job: Job) -> str:
     return reason
 
 
+def waiting_text(job: Job) -> str | None:
+    """For a submission the video service has not confirmed: what is happening and when
+    the credits come back (None for any other job)."""
+    if job.state is not JobState.SUBMITTING or job.next_poll_at is None:
+        return None
+    deadline = job.next_poll_at
+    return (
+        "Waiting for the video service to confirm that it started this video. If it has "
+        f"not by {discord.utils.format_dt(deadline, 't')} "
+        f"({discord.utils.format_dt(deadline, 'R')}), the job is given up and the "
+        f"{job.price} credits come back."
+    )
+
+
 def price_note(job: Job) -> str:
     if job.state in RELEASED_STATES:
         return "returned"
@@ -104,7 +118,10 @@ def job_card(job: Job) -> discord.Embed:
     embed.add_field(name="Model", value=spec.label if spec else job.model, inline=True)
     embed.add_field(name="Price", value=f"{job.price} credits ({price_note(job)})", inline=True)
     embed.add_field(name="Parameters", value=describe_parameters(job), inline=False)
-    if job.state in ACTIVE_STATES:
+    waiting = waiting_text(job)
+    if waiting is not None:
+        embed.add_field(name="Waiting for the video service", value=waiting, inline=False)
+    elif job.state in ACTIVE_STATES:
         line = f"{progress_bar(job.progress)} {job.progress}%"
         if job.eta:
             finish = discord.utils.utcnow() + dt.timedelta(seconds=job.eta)
@@ -113,6 +130,7 @@ def job_card(job: Job) -> discord.Embed:
             line += " · off-peak: may take hours"
         embed.add_field(name="Progress", value=line, inline=False)
     if job.failure_reason and job.state is not JobState.DELIVERED:
+        # For a job still waiting, this says why it waits.
         embed.add_field(name="What happened", value=what_happened(job)[:1024], inline=False)
     if job.reroll_of:
         embed.set_footer(text=f"Re-roll of job #{job.reroll_of}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.discord.cards import job_card
+from bot.discord.cards import job_card, waiting_text
 from bot.discord.failures import DISCORD_FAILURES, classify
 from bot.discord.tree import UserFacingError
 from storage.models import Job, JobState
@@ -71,8 +71,9 @@ async def start_job(
         lines[0] = f"Job #{job.id} is on its way: {job.price} credits held, {left} left."
     except Exception:
         log.exception("job %s: balance not shown", job.id)
-    if job.state is JobState.SUBMITTING and job.failure_reason:
-        lines.append(job.failure_reason)
+    waiting = waiting_text(job)
+    if waiting is not None:
+        lines.append(f"{job.failure_reason or ''} {waiting}".strip())
     lines.append(
         f"Follow it on its card: {card_link}"
         if card_link

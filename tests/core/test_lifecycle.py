@@ -333,3 +333,49 @@ async def test_typical_price_follows_recent_jobs(core: Core) -> None:
         job = await core.submitting.submit(request(duration=duration))
         await core.lifecycle.apply_result(job.id, result("FAILED"))
     assert await core.moderation.typical_price(GUILD) == 12  # median of 6, 12, 60
+
+
+async def test_an_unknown_outcome_says_when_the_credits_come_back_and_never_blames_a_stop(
+    core: Core, api: FakeAPI, clock: Clock
+) -> None:
+    from jobkit import outcome_unknown
+
+    api.failures.append(outcome_unknown())
+    waiting = await core.submitting.submit(request())
+    # The deadline is kept on the job, so the card can say when the credits come back.
+    assert waiting.next_poll_at == waiting.created_at + timedelta(seconds=90 + 60)
+    assert waiting.failure_reason is not None and "held until" in waiting.failure_reason
+    clock.advance(seconds=151)
+    [lost] = await core.lifecycle.expire_overdue()
+    assert lost.state is JobState.LOST and lost.failure_reason is not None
+    assert (
+        "never confirmed" in lost.failure_reason
+        and "30 credits were returned" in lost.failure_reason
+    )
+    assert "stopped" not in lost.failure_reason  # the bot never stopped
+
+
+async def test_recovery_says_the_bot_stopped_only_when_it_did(
+    core: Core, api: FakeAPI, clock: Clock, db: Database
+) -> None:
+    from jobkit import outcome_unknown
+
+    api.failures.append(outcome_unknown())
+    unconfirmed = await core.submitting.submit(request())
+    async with db.transaction() as store:  # cut off mid-submission by a stop
+        cut_off = await store.insert_job(
+            NewJob(
+                guild_id=GUILD,
+                channel_id=5,
+                user_id=USER,
+                model="vidu-q3-pro-i2v",
+                params={"images": ["https://cdn.example/a.png"]},
+                price=0,
+            ),
+            state=JobState.SUBMITTING,
+            at=clock(),
+        )
+    recovery = await core.lifecycle.recover()
+    reasons = {job.id: job.failure_reason or "" for job in recovery.lost}
+    assert "never confirmed" in reasons[unconfirmed.id] and "stopped" not in reasons[unconfirmed.id]
+    assert "The bot stopped" in reasons[cut_off.id]

@@ -98,7 +98,7 @@ async def test_unexpected_error_shows_an_incident_id(
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(world.core.lifecycle, "history", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.discord_app"):
+    with caplog.at_level(logging.ERROR, logger="bot.discord.tree"):
         interaction = await world.slash("video history")
     [text] = interaction.texts
     assert "incident `" in text and "boom" not in text
@@ -115,7 +115,7 @@ async def test_a_poller_that_dies_is_restarted(
 
     task = world.bot._poller_task
     assert task is not None
-    with caplog.at_level(logging.CRITICAL, logger="bot.discord_app"):
+    with caplog.at_level(logging.CRITICAL, logger="bot.discord.bot"):
         task.cancel()
         await asyncio.sleep(0.1)
     assert world.bot._poller_task is not task and not world.bot._poller_task.done()

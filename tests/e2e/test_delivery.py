@@ -12,7 +12,6 @@ import itertools
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -21,11 +20,23 @@ from bot.core import poller
 from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
+from tests.e2e.helpers import (
+    HISTORY,
+    UPLOAD,
+    animate,
+    card_of,
+    card_shows,
+    card_versions,
+    embed_text,
+    finished,
+    has_files,
+    posts_of,
+    slow,
+    upload_requests,
+)
 from tests.fakediscord import StoredMessage
 from tests.fakediscord.models import RecordedRequest
 
-UPLOAD = "POST /channels/*/messages"
-HISTORY = "GET /channels/*/messages"
 TIMESTAMP = re.compile(r"<t:(\d+):R>")
 
 
@@ -37,83 +48,9 @@ def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     broken = [
         r.getMessage()
         for r in caplog.get_records("call")
-        if r.name.startswith(("bot.poller", "bot.delivery")) and r.levelno >= logging.ERROR
+        if r.name.startswith(("bot.core", "bot.discord")) and r.levelno >= logging.ERROR
     ]
     assert broken == []
-
-
-def slow() -> SimulatorConfig:
-    """A task that only ends when the test calls `sim.finish_task`."""
-    return SimulatorConfig(task_seconds=600)
-
-
-def has_files(request: RecordedRequest) -> bool:
-    return bool(request.files)
-
-
-async def animate(world: World, prompt: str = "a cat waves", **options: Any) -> Job:
-    """Run `/video animate` as the member; return the job it made (QUEUED, card posted)."""
-    interaction = await world.slash(
-        "video animate", options={"prompt": prompt, **options}, attachments={"image": image()}
-    )
-    jobs = await world.jobs()
-    assert jobs, interaction.texts
-    job = jobs[0]
-    assert job.card_message_id is not None, interaction.texts
-    assert job.task_id is not None
-    return job
-
-
-def card_of(world: World, job: Job) -> StoredMessage:
-    assert job.card_message_id is not None
-    card = world.fake.message(job.card_message_id)
-    assert card is not None
-    return card
-
-
-def card_versions(card: StoredMessage) -> list[dict[str, Any]]:
-    """Every embed the card has shown, oldest first (the fake keeps each edit)."""
-    versions = [version["embeds"][0] for version in card.history if version.get("embeds")]
-    return [*versions, card.embeds[0]]
-
-
-def embed_text(embed: dict[str, Any]) -> str:
-    fields = "\n".join(f"{f['name']}: {f['value']}" for f in embed.get("fields", []))
-    return f"{embed.get('title', '')}\n{embed.get('description', '')}\n{fields}"
-
-
-def posts_of(world: World, job: Job) -> list[StoredMessage]:
-    """The bot's video posts for `job` (upload or link), in every channel and DM."""
-    marker = re.compile(rf"job #{job.id}(?![0-9])")
-    bot_id = world.fake.bot_user.id
-    return [
-        m
-        for m in world.fake.all_messages()
-        if m.author_id == bot_id
-        and not m.deleted
-        and not m.ephemeral
-        and marker.search(m.content)
-        and (m.files or "download it" in m.content or "is ready" in m.content)
-    ]
-
-
-def upload_requests(world: World) -> list[RecordedRequest]:
-    return [r for r in world.fake.find_requests(UPLOAD) if r.files]
-
-
-async def finished(world: World, job: Job, *states: JobState, timeout: float = 10.0) -> Job:
-    wanted = states or (JobState.DELIVERED,)
-    done = await world.wait_job(job.id, lambda j: j.state in wanted, timeout=timeout)
-    await world.fake.flush()
-    return done
-
-
-async def card_shows(world: World, job: Job, text: str, timeout: float = 5.0) -> StoredMessage:
-    card = card_of(world, job)
-    await world.fake.wait_until(
-        lambda: text in embed_text(card.embeds[0]), timeout, f"the card to show {text!r}"
-    )
-    return card
 
 
 async def ledger_kinds(world: World, job: Job) -> list[str]:

@@ -43,7 +43,7 @@ def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     broken = [
         r.getMessage()
         for r in caplog.get_records("call")
-        if r.name.startswith(("bot.poller", "bot.delivery")) and r.levelno >= logging.ERROR
+        if r.name.startswith(("bot.core", "bot.discord")) and r.levelno >= logging.ERROR
     ]
     assert broken == []
 
