@@ -93,7 +93,11 @@ class Settings(BaseSettings):
     )
     off_peak_job_timeout_minutes: float = Field(default=50 * 60.0, gt=0)
     card_edit_interval_seconds: float = Field(default=5.0, ge=0)
-    delivery_retry_seconds: float = Field(default=30.0, gt=0)
+    delivery_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="the first wait after a failed post; each next one doubles (to 15 minutes)",
+    )
 
     # --- Quota and prices ----------------------------------------------------------------
     price_table: dict[str, dict[str, int]] = Field(

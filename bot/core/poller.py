@@ -38,10 +38,11 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 1.0  # how often the database is asked for due jobs when nothing wakes us
 MIN_IDLE_SECONDS = 0.05  # ...or more often, when polls are meant to be closer than that
 BATCH = 50  # jobs read per tick; the rest wait for the next one
-# Delivery retries wait delivery_retry_seconds * 2**attempts, at most this long...
+# Delivery retries wait delivery_retry_seconds * 2**attempts, at most this long: a blip
+# (one 503) costs about a second, a long outage is retried every 15 minutes...
 DELIVERY_BACKOFF_CAP_SECONDS = 15 * 60.0
-# ...and give up after this many attempts: about 24 hours of trying at the default 30 s
-# (30 s, 1, 2, 4, 8 minutes, then every 15 minutes), which outlasts any Discord outage.
+# ...and give up after this many attempts: about 23 hours of trying at the default 1 s
+# (1, 2, 4 … 512 s, then every 15 minutes), which outlasts any Discord outage.
 # The video's signed link may expire meanwhile; delivery renews it.
 MAX_DELIVERY_ATTEMPTS = 100
 GIVE_UP_REASON = "Posting kept failing; the video is in /video history."

@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import build_delivery
 from bot.core import poller
+from bot.settings import Settings
 from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
@@ -512,3 +513,30 @@ async def test_one_failing_job_does_not_stop_the_others(world: World) -> None:
     assert balance.used == fine.price and balance.held == 0
     assert world.bot.poller is not None and world.bot._poller_task is not None
     assert not world.bot._poller_task.done()
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"delivery_retry_seconds": Settings.model_fields["delivery_retry_seconds"].default}],
+)
+async def test_one_discord_503_on_the_upload_costs_about_a_second(world: World) -> None:
+    # With the operator's default settings: the first retries are quick (1, 2, 4 s…).
+    world.fake.fail(UPLOAD, 503, when=has_files)
+    job = await animate(world)
+    done = await finished(world, job, timeout=10)
+    first, second = upload_requests(world)
+    assert (first.status, second.status) == (503, 200)
+    assert 0.9 <= second.at - first.at <= 2.0
+    assert done.delivered_message_id is not None
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"delivery_retry_seconds": Settings.model_fields["delivery_retry_seconds"].default}],
+)
+async def test_a_retry_after_from_discord_is_honoured(world: World) -> None:
+    world.fake.fail(UPLOAD, 503, when=has_files, retry_after=3)
+    job = await animate(world)
+    await finished(world, job, timeout=10)
+    first, second = upload_requests(world)
+    assert second.at - first.at >= 2.9  # not the 1 s the backoff alone would wait

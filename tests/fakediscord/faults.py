@@ -133,4 +133,8 @@ class FaultsMixin(FakeCore):
                 headers["X-RateLimit-Global"] = "true"
             rec.response = body
             return json_response(body, 429, headers)
-        return error_response(rec, DiscordError(fault.status, fault.code, fault.message))
+        response = error_response(rec, DiscordError(fault.status, fault.code, fault.message))
+        if fault.status >= 500 and fault.retry_after >= 1:
+            # What Discord's edge sends with a 503 now and then: when to come back.
+            response.headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        return response
