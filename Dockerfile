@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATABASE_PATH=/data/bot.sqlite3 \
-    HEALTH_FILE=/data/health
+    HEALTH_FILE=/data/health \
+    DOWNLOAD_DIR=/data/downloads
 
 RUN groupadd --gid 10001 bot && useradd --create-home --uid 10001 --gid 10001 bot \
     && mkdir /data && chown bot:bot /data

@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.api import VideoAPI
 from bot.core import Core
@@ -22,6 +23,7 @@ from bot.core.videos import Videos
 from bot.discord.bot import VideoBot
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
+from bot.scratch import ScratchDir
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
 from storage import Database
@@ -31,12 +33,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Resources:
-    """What the bot runs on, open and ready: settings, database, API client, and the core."""
+    """What the bot runs on, open and ready: settings, database, API client, the core, and
+    this process's folder for downloads."""
 
     settings: Settings
     db: Database
     api: VideoAPI
     core: Core
+    scratch: Path
 
 
 @contextlib.asynccontextmanager
@@ -59,7 +63,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         api = await stack.enter_async_context(
             VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
         )
-        yield Resources(settings, db, api, Core.build(db, api, settings))
+        scratch = stack.enter_context(ScratchDir(settings.download_dir))
+        yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path)
 
 
 def build_bot(
@@ -70,6 +75,7 @@ def build_bot(
     bot = VideoBot(
         settings=settings,
         core=core,
+        videos=Videos(resources.api, core.lifecycle, resources.scratch),
         meta=resources.db,
         force_sync=force_sync or sync_only,
         sync_only=sync_only,
@@ -83,7 +89,7 @@ def build_delivery(bot: VideoBot, resources: Resources) -> DiscordDelivery:
     """Delivery through Discord, handed the few things it uses."""
     return DiscordDelivery(
         bot,
-        Videos(resources.api, resources.core.lifecycle),
+        bot.videos,
         bot.upload_limits,
         card_edit_interval=resources.settings.card_edit_interval_seconds,
         max_video_bytes=resources.settings.max_video_bytes,

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     health_file: Path = Field(
         default=Path("data/health"), description="touched by the poller; read by `bot health`"
     )
+    download_dir: Path = Field(
+        default=Path("data/downloads"),
+        description="where finished videos wait (briefly) on their way to Discord",
+    )
 
     # --- Polling and delivery ------------------------------------------------------------
     poll_min_seconds: float = Field(default=3.0, gt=0)

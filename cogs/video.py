@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.api.models import ASPECT_RATIOS, MOVEMENTS, RESOLUTIONS, SEED_MAX, STYLES
 from bot.core.catalog import models_of_kind
 from bot.core.inputs import check_audio, check_image, check_subject_references, parse_voices
+from bot.core.quota import utcnow
 from bot.core.submitting import SubmitRequest
 from bot.discord.attachments import attached, input_ref
 from bot.discord.buttons import RerollButton
@@ -217,6 +218,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
         found = await self.bot.core.lifecycle.status(
             job, interaction.guild_id, interaction.user.id, moderator
         )
+        [found] = await self.bot.videos.live_links([found], utcnow(), reads=1)
         text = None
         if found.result_url and found.state in CHARGED_STATES:
             text = f"Video: {found.result_url}\n{expiry_text(found)}"
@@ -249,6 +251,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
                 "You have no video jobs here yet. Try `/video animate`.", ephemeral=True
             )
             return
+        jobs = await self.bot.videos.live_links(jobs, utcnow())
         lines = [history_line(job) for job in jobs]
         embed = discord.Embed(title="Your recent videos", description="\n".join(lines)[:4000])
         await interaction.followup.send(embed=embed, ephemeral=True)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bot.api.errors import DownloadError, DownloadTooLargeError
+from bot.api.errors import DownloadError, DownloadTooLargeError, VideoAPIError
+from storage.models import CHARGED_STATES, JobState
 
 if TYPE_CHECKING:
     from bot.api.client import Download
@@ -31,18 +33,25 @@ class VideoSource(Protocol):
 
     async def task_result(self, task_id: str) -> TaskResult: ...
 
-    async def download(self, url: str, *, max_bytes: int) -> Download: ...
+    async def download(
+        self, url: str, *, max_bytes: int, directory: Path | None = None
+    ) -> Download: ...
 
 
 def link_expired(job: Job, now: datetime) -> bool:
+    if job.result_url is None:
+        return False
     expires = job.result_expires_at
     return expires is not None and expires <= now + EXPIRY_MARGIN
 
 
 class Videos:
-    def __init__(self, api: VideoSource, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self, api: VideoSource, lifecycle: Lifecycle, directory: Path | None = None
+    ) -> None:
         self._api = api
         self._lifecycle = lifecycle
+        self._directory = directory  # where downloads go (this process's scratch folder)
 
     async def renew_link(self, job: Job) -> Job:
         """Ask the video service for a fresh signed link and store it.
@@ -56,6 +65,23 @@ class Videos:
         )
         log.info("job %s: video link renewed", job.id)
         return renewed
+
+    async def live_links(self, jobs: list[Job], now: datetime, *, reads: int = 3) -> list[Job]:
+        """The jobs, with fresh links for finished videos whose link has expired.
+
+        Each renewal is one Task Result read (the API's budget is small), so at most
+        `reads` are made: videos that were never posted first, then the newest. A renewal
+        that fails leaves the job as it was.
+        """
+        expired = [j for j in jobs if j.state in CHARGED_STATES and link_expired(j, now)]
+        expired.sort(key=lambda j: (j.state is not JobState.UNDELIVERABLE, -j.id))
+        renewed: dict[int, Job] = {}
+        for job in expired[:reads]:
+            try:
+                renewed[job.id] = await self.renew_link(job)
+            except VideoAPIError as error:
+                log.info("job %s: video link not renewed: %s", job.id, error)
+        return [renewed.get(job.id, job) for job in jobs]
 
     async def fetch(self, job: Job, max_bytes: int, now: datetime) -> tuple[Job, Download | None]:
         """The job (with the link that worked) and its video as a temporary file that the
@@ -79,6 +105,8 @@ class Videos:
 
     async def _download(self, job: Job, max_bytes: int) -> Download | None:
         try:
-            return await self._api.download(job.result_url or "", max_bytes=max_bytes)
+            return await self._api.download(
+                job.result_url or "", max_bytes=max_bytes, directory=self._directory
+            )
         except DownloadTooLargeError:
             return None

@@ -19,11 +19,13 @@ import yarl
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
+from bot.discord.options import check_every_option
 from bot.discord.tree import VideoCommandTree
 
 if TYPE_CHECKING:
     from bot.core import Core
     from bot.core.poller import Poller
+    from bot.core.videos import Videos
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class VideoBot(commands.Bot):
         *,
         settings: Settings,
         core: Core,
+        videos: Videos,
         meta: Meta,
         force_sync: bool = False,
         sync_only: bool = False,
@@ -65,6 +68,7 @@ class VideoBot(commands.Bot):
         )
         self.settings = settings
         self.core = core
+        self.videos = videos
         self.meta = meta
         self.force_sync = force_sync
         self.sync_only = sync_only
@@ -87,6 +91,7 @@ class VideoBot(commands.Bot):
             await self._use_gateway_of(self.settings.discord_rest_base)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        check_every_option(self.tree)
         if self.sync_only:
             await self.sync_commands(force=True)
             return

@@ -32,6 +32,8 @@ def check_can_post(interaction: discord.Interaction[VideoBot]) -> None:
         ),
         "Embed Links": permissions.embed_links,
         "Attach Files": permissions.attach_files,
+        # To find a post cut off mid-upload again, instead of posting it twice.
+        "Read Message History": permissions.read_message_history,
     }
     missing = [name for name, granted in needed.items() if not granted]
     if missing:

@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from bot.core.refusals import Refusal
+from bot.discord.options import OptionOutOfBounds
 from bot.discord.wording import refusal_text
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ class VideoCommandTree(app_commands.CommandTree[Any]):
         original = getattr(error, "original", error)
         if isinstance(original, Refusal):
             return refusal_text(original)
+        if isinstance(error, OptionOutOfBounds):
+            return f"{error.message} Nothing was changed."
         if isinstance(original, UserFacingError):
             return original.message
         if isinstance(error, app_commands.NoPrivateMessage):

@@ -47,8 +47,9 @@ def video_output(state: SimulatorState, task: SimTask, origin: str) -> dict[str,
     """The `videos[]` entry of a finished task: a signed URL that expires after the TTL."""
     ttl = state.config.video_ttl
     seconds = int(ttl) if str(ttl).strip().lstrip("-").isdigit() else 0
-    # TTL "0" is taken as "no stated expiry": the link keeps working.
-    expires = int((task.done_at_wall or time.time()) + seconds) if seconds > 0 else 0
+    # Signed afresh at every read, as a storage bucket signs each link it hands out: a
+    # later read renews an expired link. TTL "0" means no stated expiry: it keeps working.
+    expires = int(time.time()) + seconds if seconds > 0 else 0
     url = video_url(origin, task.task_id, expires, state.sign(task.task_id, expires))
     output: dict[str, Any] = {"video_url": url, "video_url_ttl": ttl, "video_type": "mp4"}
     if state.config.unknown_fields:

@@ -74,6 +74,7 @@ def world_settings(tmp_path: Path, sim: Simulator, **overrides: Any) -> Settings
         "novita_api_key": sim.api_key,
         "database_path": tmp_path / "bot.sqlite3",
         "health_file": tmp_path / "health",
+        "download_dir": tmp_path / "downloads",
         "poll_min_seconds": 0.05,
         "poll_max_seconds": 0.5,
         "off_peak_poll_seconds": 0.5,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.simulator import MEDIA_PREFIX, RESULT_PATH, SimulatorConfig
@@ -81,3 +83,32 @@ async def test_a_dm_cut_off_is_not_sent_again_after_the_nonce_window(world: Worl
     job = await world.wait_job(1, lambda j: j.state is JobState.DELIVERED, timeout=15)
     [dm] = world.fake.dms(world.member)
     assert job.delivered_message_id == dm.id
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="2")])
+async def test_history_and_status_renew_an_expired_link_of_an_undelivered_video(
+    world: World,
+) -> None:
+    # The channel and DMs are both closed: the video stays in history only, by link.
+    world.member.user.accepts_dms = False
+    world.fake.fail("POST /channels/*/messages", 403, when=lambda r: bool(r.files), times=None)
+    await world.slash("video animate", attachments={"image": image()})
+    job = await world.wait_job(1, lambda j: j.state is JobState.UNDELIVERABLE, timeout=15)
+    stale = job.result_url
+    assert stale is not None and job.result_expires_at is not None
+    await asyncio.sleep(2.5)  # the stored link has expired
+    reads_before = len(world.sim.result_reads)
+
+    history = await world.slash("video history")
+    text = history.last_message.text if history.last_message else ""
+    renewed = await world.core.lifecycle.get_job(job.id)
+    assert renewed is not None and renewed.result_url not in (None, stale)
+    assert f"[video]({renewed.result_url})" in text and "link expired" not in text
+    assert len(world.sim.result_reads) == reads_before + 1  # one read renewed it
+    assert renewed.state is JobState.UNDELIVERABLE  # nothing else about the job changed
+
+    await asyncio.sleep(2.5)
+    status = await world.slash("video status", options={"job": job.id})
+    again = await world.core.lifecycle.get_job(job.id)
+    assert again is not None and again.result_url not in (None, renewed.result_url)
+    assert status.last_message is not None and again.result_url in status.last_message.text

@@ -12,6 +12,7 @@ import pytest
 from bot.simulator import SimulatorConfig
 from tests.e2e.conftest import World, image
 from tests.fakediscord import AttachmentSpec
+from tests.fakediscord.models import ATTACH_FILES, READ_MESSAGE_HISTORY
 
 MB = 1024 * 1024
 
@@ -179,12 +180,18 @@ async def test_api_rejection_releases_the_hold(world: World) -> None:
     assert not [m for m in world.public_messages() if "Video job" in m.text]
 
 
-async def test_channel_where_the_bot_cannot_attach_files(world: World) -> None:
-    from tests.fakediscord import ATTACH_FILES
-
-    locked = world.fake.add_channel(world.guild.id, "no-files", bot_deny=ATTACH_FILES)
+@pytest.mark.parametrize(
+    ("denied", "named"),
+    [(ATTACH_FILES, "Attach Files"), (READ_MESSAGE_HISTORY, "Read Message History")],
+)
+async def test_channel_where_the_bot_cannot_post_safely(
+    world: World, denied: int, named: str
+) -> None:
+    # Without Read Message History, a post cut off mid-upload could not be found again after
+    # Discord's nonce window, so the video might be posted twice: refuse before spending.
+    locked = world.fake.add_channel(world.guild.id, "locked", bot_deny=denied)
     before = await snapshot(world)
     interaction = await world.slash("video animate", channel=locked, attachments={"image": image()})
-    assert "missing Attach Files" in " ".join(interaction.texts)
+    assert f"missing {named}" in " ".join(interaction.texts)
     assert await snapshot(world) == before
     assert world.fake.messages(locked.id) == []

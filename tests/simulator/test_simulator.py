@@ -86,19 +86,25 @@ async def test_task_moves_through_its_states(sim: Simulator) -> None:
     assert "expires=" in video["video_url"] and "signature=" in video["video_url"]
 
 
-async def test_video_link_expires(sim: Simulator) -> None:
+async def test_video_link_expires_and_a_new_read_signs_a_fresh_one(sim: Simulator) -> None:
     sim.config.task_seconds = 0
+    sim.config.video_ttl = "1"
     _, body, _ = await call(sim, "POST", Q3_PATH, headers=auth(sim), json={"images": [IMAGE]})
     task_id = body["task_id"]
     _, result, _ = await call(sim, "GET", RESULT, headers=auth(sim), params={"task_id": task_id})
+    link = result["videos"][0]["video_url"]
     async with aiohttp.ClientSession() as session:
-        async with session.get(result["videos"][0]["video_url"]) as response:
+        async with session.get(link) as response:
             assert response.status == 200 and response.content_type == "video/mp4"
             assert await response.read() == sample_mp4()
-        sim.tasks[task_id].done_at_wall = time.time() - 7200  # it finished two hours ago
-        _, old, _ = await call(sim, "GET", RESULT, headers=auth(sim), params={"task_id": task_id})
-        async with session.get(old["videos"][0]["video_url"]) as response:
-            assert response.status == 403
+        await asyncio.sleep(2.1)
+        async with session.get(link) as response:
+            assert response.status == 403  # what a storage bucket says of an expired link
+        _, again, _ = await call(sim, "GET", RESULT, headers=auth(sim), params={"task_id": task_id})
+        fresh = again["videos"][0]["video_url"]
+        assert fresh != link
+        async with session.get(fresh) as response:
+            assert response.status == 200
 
 
 async def test_server_side_rate_limit(sim: Simulator) -> None:
