@@ -29,7 +29,9 @@ def task_result_body(
     }
     videos: list[dict[str, Any]] = []
     if reading.status.is_terminal and task.done_at_wall is None:
-        task.done_at_wall = time.time()
+        # When the task really ended, not when someone first asked (the API's
+        # debug_info.complete_time_ms says so, and the bot learns durations from it).
+        task.done_at_wall = task.created_wall + max(task.seconds, 0.0)
     if reading.status is TaskStatus.FAILED:
         info["reason"] = task.fail_reason or ""
     elif reading.status is TaskStatus.SUCCEED:

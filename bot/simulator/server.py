@@ -16,6 +16,7 @@ with every attempt in `sim.webhooks_sent`.
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 from typing import Self
 
@@ -221,7 +222,7 @@ class Simulator:
     def finish_task(self, task_id: str) -> None:
         """Make a task reach its end now (its webhook, if any, goes out now too)."""
         task = self.state.tasks[task_id]
-        task.seconds = 0
+        task.seconds = max(0.0, time.monotonic() - task.created)
         self.webhooks.rescheduled(task)
 
     def forget_task(self, task_id: str) -> None:
