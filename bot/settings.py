@@ -68,8 +68,17 @@ class Settings(BaseSettings):
     simulate_seconds: float = Field(
         default=20.0, ge=0, description="how long a simulated video takes to make"
     )
-    api_requests_per_minute: int = Field(
-        default=10, ge=1, le=6000, description="client-side limit shared by submits and reads"
+    api_submits_per_minute: int = Field(
+        default=10, ge=1, le=6000, description="most video submissions sent a minute"
+    )
+    api_reads_per_minute: int = Field(
+        default=60, ge=1, le=6000, description="most result reads (task-result) a minute"
+    )
+    api_requests_per_minute: int | None = Field(
+        default=None,
+        ge=2,
+        le=12000,
+        description="if set, most requests of both kinds together a minute (split between them)",
     )
     submit_timeout_seconds: float = Field(default=90.0, gt=0, le=600)
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -135,7 +144,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"{model} {resolution}: a price cannot be negative")
         return table
 
-    @field_validator("dev_guild_id", "operator_daily_cap", mode="before")
+    @field_validator("dev_guild_id", "operator_daily_cap", "api_requests_per_minute", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

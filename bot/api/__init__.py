@@ -6,6 +6,7 @@ package's models and endpoints; it is imported only where it is used.
 
 from __future__ import annotations
 
+from bot.api.budget import Budget, split_budgets
 from bot.api.client import (
     MAX_RETRIES,
     RETRY_AFTER_MAX,
@@ -49,7 +50,6 @@ from bot.api.models import (
     VideoRequest,
     describe_validation_error,
 )
-from bot.api.ratelimit import RateLimiter
 
 __all__ = [
     "MAX_RETRIES",
@@ -64,6 +64,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
     "ContentPolicyError",
     "Download",
     "DownloadError",
@@ -75,7 +76,6 @@ __all__ = [
     "Q3ImageToVideoRequest",
     "Q3TurboImageToVideoRequest",
     "RateLimitError",
-    "RateLimiter",
     "RequestValidationError",
     "ServerError",
     "Subject",
@@ -90,4 +90,5 @@ __all__ = [
     "VideoRequest",
     "describe_validation_error",
     "error_from_response",
+    "split_budgets",
 ]

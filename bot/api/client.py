@@ -1,7 +1,8 @@
 """The async client of the Vidu endpoints of the Novita AI API.
 
-One `VideoAPI` owns one aiohttp session and one rate limiter shared by submissions and
-result reads. It never starts a paid video twice: see `submit`.
+One `VideoAPI` owns one aiohttp session and two budgets (`bot.api.budget`): one for
+submissions, one for result reads, so neither waits behind the other. It never starts a
+paid video twice: see `submit`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 from pydantic import SecretStr, ValidationError
 
+from bot.api.budget import Budget, split_budgets
 from bot.api.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -38,7 +40,6 @@ from bot.api.errors import (
     parse_json_body,
 )
 from bot.api.models import SubmitResponse, TaskResult, VideoRequest
-from bot.api.ratelimit import RateLimiter
 from bot.retry import backoff
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ RETRY_BASE_DELAY = 0.5  # seconds before the first retry; doubles each time
 RETRY_MAX_DELAY = 8.0  # cap of one backoff wait
 RETRY_JITTER = 0.25  # up to this fraction is taken off a wait, so clients do not march in step
 RETRY_AFTER_MAX = 60.0  # a longer Retry-After is not slept through: the caller reschedules
+
+DEFAULT_SUBMITS_PER_MINUTE = 10
+DEFAULT_READS_PER_MINUTE = 60
 
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 DOWNLOAD_WRITE_BYTES = 1024 * 1024  # buffered so the event loop hands few writes to threads
@@ -110,17 +114,18 @@ class VideoAPI:
         base_url: str,
         api_key: str | SecretStr | None,
         *,
-        requests_per_minute: int = 10,
+        submits: Budget | None = None,
+        reads: Budget | None = None,
         submit_timeout: float = 90.0,
         request_timeout: float = 30.0,
         max_retries: int = MAX_RETRIES,
-        limiter: RateLimiter | None = None,
         retry_base_delay: float = RETRY_BASE_DELAY,
         retry_max_delay: float = RETRY_MAX_DELAY,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
-        self.limiter = limiter or RateLimiter(requests_per_minute)
+        self.submits = submits or Budget(DEFAULT_SUBMITS_PER_MINUTE, name="submissions")
+        self.reads = reads or Budget(DEFAULT_READS_PER_MINUTE, name="result reads")
         self.submit_timeout = submit_timeout
         self.request_timeout = request_timeout
         self.max_retries = max_retries
@@ -135,7 +140,6 @@ class VideoAPI:
         *,
         base_url: str | None = None,
         api_key: str | SecretStr | None = None,
-        limiter: RateLimiter | None = None,
     ) -> VideoAPI:
         """A client configured from the settings; `base_url`/`api_key` override (simulator).
 
@@ -144,13 +148,18 @@ class VideoAPI:
         """
         if settings.novita_simulate and base_url is None:
             raise ValueError("NOVITA_SIMULATE=1: pass the running simulator's base_url")
+        submits, reads = split_budgets(
+            settings.api_submits_per_minute,
+            settings.api_reads_per_minute,
+            settings.api_requests_per_minute,
+        )
         return cls(
             base_url or str(settings.novita_base_url),
             api_key if api_key is not None else settings.novita_api_key,
-            requests_per_minute=settings.api_requests_per_minute,
+            submits=Budget(submits, name="submissions"),
+            reads=Budget(reads, name="result reads"),
             submit_timeout=settings.submit_timeout_seconds,
             request_timeout=settings.request_timeout_seconds,
-            limiter=limiter,
         )
 
     def __repr__(self) -> str:
@@ -189,6 +198,7 @@ class VideoAPI:
 
     async def _request(
         self,
+        budget: Budget,
         method: str,
         path: str,
         *,
@@ -196,8 +206,8 @@ class VideoAPI:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> tuple[int, bytes, float | None]:
-        """One rate-limited request: status, raw body and Retry-After seconds."""
-        await self.limiter.acquire()
+        """One request within `budget`: status, raw body and Retry-After seconds."""
+        await budget.acquire()
         session = self._ensure_session()
         async with session.request(
             method,
@@ -213,7 +223,9 @@ class VideoAPI:
             log.debug("%s %s → HTTP %s", method, path, response.status)
             return response.status, raw, retry_after
 
-    async def _wait_to_retry(self, what: str, attempt: int, error: VideoAPIError) -> None:
+    async def _wait_to_retry(
+        self, what: str, attempt: int, error: VideoAPIError, budget: Budget | None = None
+    ) -> None:
         delay = backoff(
             attempt,
             base=self.retry_base_delay,
@@ -221,9 +233,9 @@ class VideoAPI:
             jitter=RETRY_JITTER,
             retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
         )
-        if isinstance(error, RateLimitError):
-            # The whole client waits, not only this call: the limit is per account.
-            self.limiter.pause(delay)
+        if isinstance(error, RateLimitError) and budget is not None:
+            # Every request of that kind waits, not only this call: the limit is per key.
+            budget.throttled(delay)
         log.warning(
             "%s failed (%s); retry %d of %d in %.2f s",
             what,
@@ -270,7 +282,7 @@ class VideoAPI:
             # task may exist and be billed, so the outcome is reported as unknown instead.
             try:
                 status, raw, retry_after = await self._request(
-                    "POST", endpoint.path, body=body, seconds=self.submit_timeout
+                    self.submits, "POST", endpoint.path, body=body, seconds=self.submit_timeout
                 )
             except aiohttp.ClientConnectorError as exc:
                 error = APIConnectionError(f"{what}: could not connect: {describe(exc)}")
@@ -301,7 +313,7 @@ class VideoAPI:
             if attempt >= self.max_retries or not _retryable(error):
                 raise error
             attempt += 1
-            await self._wait_to_retry(what, attempt, error)
+            await self._wait_to_retry(what, attempt, error, self.submits)
 
     @staticmethod
     def _task_id(raw: bytes, status: int, what: str) -> str:
@@ -330,6 +342,7 @@ class VideoAPI:
             error: VideoAPIError
             try:
                 status, raw, retry_after = await self._request(
+                    self.reads,
                     "GET",
                     TASK_RESULT_PATH,
                     params={"task_id": task_id},
@@ -350,7 +363,7 @@ class VideoAPI:
             if attempt >= self.max_retries or not _retryable(error):
                 raise error
             attempt += 1
-            await self._wait_to_retry(what, attempt, error)
+            await self._wait_to_retry(what, attempt, error, self.reads)
 
     @staticmethod
     def _task_result(raw: bytes, status: int, what: str) -> TaskResult:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.api import RateLimiter, VideoAPI
+from bot.api import Budget, VideoAPI
 from bot.simulator import Simulator, SimulatorConfig
 
 # Fast enough for tests, slow enough that a poll sees the task in progress.
@@ -27,7 +27,8 @@ def make_api(sim: Simulator) -> Callable[..., VideoAPI]:
 
     def make(**overrides: Any) -> VideoAPI:
         options: dict[str, Any] = {
-            "limiter": RateLimiter(6000),
+            "submits": Budget(6000),
+            "reads": Budget(6000),
             "submit_timeout": 2.0,
             "request_timeout": 2.0,
             "retry_base_delay": RETRY_BASE,

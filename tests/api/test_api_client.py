@@ -19,6 +19,7 @@ from bot.api import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    Budget,
     ContentPolicyError,
     DownloadError,
     DownloadTooLargeError,
@@ -26,7 +27,6 @@ from bot.api import (
     MalformedResponseError,
     NotFoundError,
     Q3ImageToVideoRequest,
-    RateLimiter,
     RateLimitError,
     ServerError,
     SubmissionOutcomeUnknown,
@@ -443,7 +443,7 @@ async def test_submit_refused_then_server_comes_up_creates_one_task() -> None:
     port = free_port()
     simulator = Simulator(SimulatorConfig(api_key="sk-test", task_seconds=0), port=port)
     async with VideoAPI(
-        f"http://127.0.0.1:{port}", "sk-test", limiter=RateLimiter(6000), retry_base_delay=0.2
+        f"http://127.0.0.1:{port}", "sk-test", reads=Budget(6000), retry_base_delay=0.2
     ) as api:
         submitting = asyncio.create_task(api.submit(Q3, q3_request()))
         await asyncio.sleep(0.02)
@@ -518,21 +518,38 @@ async def test_download_retries_a_5xx(sim: Simulator, api: VideoAPI, tmp_path: P
     assert len(sim.requests_to("GET", "/sim-media/")) == 2
 
 
-# --- one limiter for everything; construction --------------------------------------------
+# --- a budget for each kind of request; construction --------------------------------------
 
 
-async def test_submits_and_reads_share_one_limiter(
+async def test_submissions_and_reads_have_budgets_of_their_own(
     sim: Simulator, make_api: Callable[..., VideoAPI]
 ) -> None:
-    async with make_api(limiter=RateLimiter(3, period=0.5)) as api:
+    submits, reads = Budget(2, period=0.5), Budget(2, period=0.5)
+    async with make_api(submits=submits, reads=reads) as api:
+        start = time.monotonic()
+        first = await api.submit(Q3, q3_request())
+        await api.submit(Q3, q3_request())
+        # The submission budget is spent; reads still go at once...
+        await api.task_result(first)
+        await api.task_result(first)
+        assert time.monotonic() - start < 0.3
+        # ...and a third submission waits for its own window, not for the reads.
+        await api.submit(Q3, q3_request())
+    assert len(sim.submissions) == 3
+    assert sim.submissions[2].at - sim.submissions[0].at >= 0.45
+
+
+async def test_a_429_slows_only_the_budget_it_came_from(
+    sim: Simulator, make_api: Callable[..., VideoAPI]
+) -> None:
+    submits, reads = Budget(60, period=1.0), Budget(60, period=1.0)
+    async with make_api(submits=submits, reads=reads) as api:
         task_id = await api.submit(Q3, q3_request())
-        for _ in range(3):
-            await api.task_result(task_id)
-    (submission,) = sim.submissions
-    third_read = sim.result_reads[-1]
-    # Three calls fit the window; the fourth (the third read) waited for the submission's
-    # slot to expire, which it would not have done with a limiter of its own.
-    assert third_read.at - submission.at >= 0.45
+        sim.rate_limit_next("result", retry_after=1)
+        started = time.monotonic()
+        await api.task_result(task_id)  # waits out the Retry-After, then succeeds
+        assert time.monotonic() - started >= 0.95
+    assert reads.limit == 30 and submits.limit == 60  # halved, and only the reads
 
 
 def test_from_settings_reads_the_knobs() -> None:
@@ -542,13 +559,16 @@ def test_from_settings_reads_the_knobs() -> None:
         _env_file=None,
         discord_token="x",
         novita_api_key="sk-secret-value",
-        api_requests_per_minute=7,
+        api_submits_per_minute=4,
+        api_reads_per_minute=20,
+        api_requests_per_minute=12,
         submit_timeout_seconds=75,
         request_timeout_seconds=12,
     )
     api = VideoAPI.from_settings(settings)
     assert api.base_url == "https://api.novita.ai"
-    assert api.limiter.per_minute == 7
+    # Both budgets scaled down to share the total of 12, in proportion: 2 and 10.
+    assert (api.submits.per_minute, api.reads.per_minute) == (2, 10)
     assert (api.submit_timeout, api.request_timeout) == (75, 12)
     assert "sk-secret-value" not in repr(api)
     simulate = settings.model_copy(update={"novita_simulate": True})

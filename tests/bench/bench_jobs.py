@@ -57,7 +57,8 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 novita_api_key=sim.api_key,
                 default_allowance=10_000,
                 default_max_concurrent_jobs=50,
-                api_requests_per_minute=6000,
+                api_submits_per_minute=6000,
+                api_reads_per_minute=6000,
                 poll_min_seconds=0.01,
             )
             db = await Database.open(Path(tmp) / "bench.sqlite3")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from jobkit import GUILD, MOD, USER, make_settings, request
 
-from bot.api import RateLimiter, VideoAPI
+from bot.api import Budget, VideoAPI
 from bot.core import Core
 from bot.core.refusals import Refusal
 from bot.simulator import Simulator, SimulatorConfig
@@ -29,7 +29,8 @@ async def real_api(sim: Simulator) -> AsyncIterator[VideoAPI]:
     async with VideoAPI(
         sim.base_url,
         sim.api_key,
-        limiter=RateLimiter(6000),
+        submits=Budget(6000),
+        reads=Budget(6000),
         submit_timeout=1.0,
         request_timeout=2.0,
         max_retries=0,

@@ -80,7 +80,8 @@ def world_settings(tmp_path: Path, sim: Simulator, **overrides: Any) -> Settings
         "off_peak_poll_seconds": 0.5,
         "card_edit_interval_seconds": 0,
         "delivery_retry_seconds": 0.2,
-        "api_requests_per_minute": 6000,
+        "api_submits_per_minute": 6000,
+        "api_reads_per_minute": 6000,
         "default_allowance": 100,
         "default_period": "week",
     }

@@ -224,7 +224,8 @@ async def test_python_m_bot_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             "HEALTH_FILE": str(tmp_path / "health"),
             "POLL_MIN_SECONDS": "0.05",
             "POLL_MAX_SECONDS": "0.5",
-            "API_REQUESTS_PER_MINUTE": "6000",
+            "API_SUBMITS_PER_MINUTE": "6000",
+            "API_READS_PER_MINUTE": "6000",
             "LOG_LEVEL": "DEBUG",  # the most a log can say: still no token
         }
         stderr_path = tmp_path / "stderr.log"

@@ -1,4 +1,4 @@
-"""The client-side rate limiter keeps to its rate (a short window keeps the test fast)."""
+"""The client-side rate budget keeps to its rate (a short window keeps the test fast)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.api import RateLimiter
+from bot.api import Budget, split_budgets
 
 
 def most_in_any_window(stamps: list[float], window: float) -> int:
@@ -16,11 +16,11 @@ def most_in_any_window(stamps: list[float], window: float) -> int:
 
 async def test_holds_its_rate_over_a_burst() -> None:
     # 120 a minute, scaled down: 10 per 0.5 s (the same 1 per 50 ms on average).
-    limiter = RateLimiter(10, period=0.5)
+    budget = Budget(10, period=0.5)
     stamps: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire()
+        await budget.acquire()
         stamps.append(time.monotonic())
 
     start = time.monotonic()
@@ -33,11 +33,11 @@ async def test_holds_its_rate_over_a_burst() -> None:
 
 
 async def test_waiters_are_served_in_order() -> None:
-    limiter = RateLimiter(1, period=0.05)
+    budget = Budget(1, period=0.05)
     order: list[int] = []
 
     async def one(n: int) -> None:
-        await limiter.acquire()
+        await budget.acquire()
         order.append(n)
 
     tasks = []
@@ -49,29 +49,51 @@ async def test_waiters_are_served_in_order() -> None:
 
 
 async def test_pause_holds_everyone_back() -> None:
-    limiter = RateLimiter(100, period=1.0)
-    limiter.pause(0.2)
+    budget = Budget(100, period=1.0)
+    budget.pause(0.2)
     start = time.monotonic()
-    await limiter.acquire()
+    await budget.acquire()
     assert time.monotonic() - start >= 0.19
-    assert limiter.in_window == 1
+    assert budget.in_window == 1
 
 
 async def test_a_cancelled_waiter_does_not_block_the_others() -> None:
-    limiter = RateLimiter(1, period=0.2)
-    await limiter.acquire()
-    waiter = asyncio.create_task(limiter.acquire())
+    budget = Budget(1, period=0.2)
+    await budget.acquire()
+    waiter = asyncio.create_task(budget.acquire())
     await asyncio.sleep(0.01)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
     start = time.monotonic()
-    await limiter.acquire()
+    await budget.acquire()
     assert time.monotonic() - start < 0.35  # the cancelled waiter took no slot (0.4 s)
 
 
 def test_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
-        RateLimiter(0)
+        Budget(0)
     with pytest.raises(ValueError):
-        RateLimiter(5, period=0)
+        Budget(5, period=0)
+
+
+def test_a_429_halves_the_rate_which_then_grows_back() -> None:
+    now = [0.0]
+    budget = Budget(60, clock=lambda: now[0])
+    budget.throttled(retry_after=3)
+    assert budget.limit == 30 and budget.available() == 0  # paused for the Retry-After
+    now[0] = 3.0
+    assert budget.available() == 31  # 30 + 3 s of recovery (60 a minute over 120 s)
+    now[0] = 60.0
+    assert budget.limit == 60  # back to the configured rate within two minutes
+    budget.throttled(None)  # no Retry-After: a short default pause
+    assert budget.available() == 0
+    now[0] = 66.0
+    assert budget.available() > 0
+
+
+def test_a_total_is_split_in_proportion() -> None:
+    assert split_budgets(10, 60, None) == (10, 60)
+    assert split_budgets(10, 60, 100) == (10, 60)  # fits: nothing to split
+    assert split_budgets(10, 60, 35) == (5, 30)
+    assert split_budgets(10, 60, 2) == (1, 1)  # each kind keeps at least one a minute
