@@ -24,7 +24,7 @@ from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
-from storage import Database
+from storage import Database, SQLiteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 "nothing is sent to Novita and nothing is spent",
                 base_url,
             )
-        db = await Database.open(settings.database_path)
+        db = await SQLiteDatabase.open(settings.database_path)
         stack.push_async_callback(db.close)
         api = await stack.enter_async_context(
             VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)

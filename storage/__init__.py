@@ -1,8 +1,21 @@
-"""Storage: the only place with SQL. Opens, migrates and serialises the database and
-returns typed models; knows nothing of Discord or of the bot's policies."""
+"""Storage: the only place with SQL. Opens, migrates and serialises the database (SQLite
+for one process, PostgreSQL for many, behind one `Database` interface) and returns typed
+models; knows nothing of Discord or of the bot's policies."""
 
 from __future__ import annotations
 
+from storage.database import (
+    CorruptDatabaseError,
+    Database,
+    Dialect,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    StorageError,
+    bundled_migrations,
+    describe_url,
+    open_database,
+)
 from storage.models import (
     ACTIVE_STATES,
     CHARGED_STATES,
@@ -22,15 +35,7 @@ from storage.models import (
     NewJob,
     Period,
 )
-from storage.sqlite import (
-    CorruptDatabaseError,
-    Database,
-    Migration,
-    MigrationError,
-    SchemaTooNewError,
-    StorageError,
-    bundled_migrations,
-)
+from storage.sqlite import SQLiteDatabase
 from storage.store import UNSET, ReadOnlyStoreError, Store, Unset
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "Balance",
     "CorruptDatabaseError",
     "Database",
+    "Dialect",
     "GuildDefaults",
     "GuildSettings",
     "InputRef",
@@ -57,9 +63,12 @@ __all__ = [
     "NewJob",
     "Period",
     "ReadOnlyStoreError",
+    "SQLiteDatabase",
     "SchemaTooNewError",
     "StorageError",
     "Store",
     "Unset",
     "bundled_migrations",
+    "describe_url",
+    "open_database",
 ]
