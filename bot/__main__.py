@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 DESCRIPTION = """\
 A Discord bot that turns prompts and images into videos with the Vidu models of the
@@ -52,6 +56,19 @@ def check_health(max_age: float) -> int:
     return 0
 
 
+def secrets_of(settings: Settings) -> list[str]:
+    """What no log line may show: the token, the API key, the database password."""
+    from storage import url_password
+
+    secrets = [settings.discord_token.get_secret_value()]
+    if settings.novita_api_key is not None:
+        secrets.append(settings.novita_api_key.get_secret_value())
+    password = url_password(settings.database_url_value or "")
+    if password:
+        secrets.append(password)
+    return secrets
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "health":
@@ -66,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.settings import ConfigurationError
     from storage import StorageError
 
-    secrets = [settings.discord_token.get_secret_value()]
-    if settings.novita_api_key is not None:
-        secrets.append(settings.novita_api_key.get_secret_value())
+    secrets = secrets_of(settings)
     setup_logging(settings.log_level, secrets)
     try:
         asyncio.run(run_bot(settings, sync_only=args.command == "sync"))

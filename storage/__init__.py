@@ -15,6 +15,7 @@ from storage.database import (
     bundled_migrations,
     describe_url,
     open_database,
+    url_password,
 )
 from storage.models import (
     ACTIVE_STATES,
@@ -35,6 +36,7 @@ from storage.models import (
     NewJob,
     Period,
 )
+from storage.process_lock import StoreInUseError, sqlite_process_lock
 from storage.sqlite import SQLiteDatabase
 from storage.store import UNSET, ReadOnlyStoreError, Store, Unset
 
@@ -67,8 +69,11 @@ __all__ = [
     "SchemaTooNewError",
     "StorageError",
     "Store",
+    "StoreInUseError",
     "Unset",
     "bundled_migrations",
     "describe_url",
     "open_database",
+    "sqlite_process_lock",
+    "url_password",
 ]
