@@ -14,6 +14,7 @@ from storage.database import (
     StorageError,
     bundled_migrations,
     describe_url,
+    is_postgres_url,
     open_database,
     url_password,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Unset",
     "bundled_migrations",
     "describe_url",
+    "is_postgres_url",
     "open_database",
     "sqlite_process_lock",
     "url_password",

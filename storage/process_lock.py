@@ -36,7 +36,8 @@ def sqlite_process_lock(database: Path, *, must_create: bool = True) -> Iterator
     """
     path = lock_path(database)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if must_create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         if must_create:
