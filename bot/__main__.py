@@ -1,4 +1,5 @@
-"""`python -m bot`: run the bot, force a command sync, or check its health."""
+"""`python -m bot`: run the bot, force a command sync, check its health, or copy its SQLite
+database into PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 DESCRIPTION = """\
 A Discord bot that turns prompts and images into videos with the Vidu models of the
@@ -32,6 +38,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "health", help="exit 0 if the running bot's poller was alive recently (for HEALTHCHECK)"
     )
     health.add_argument("--max-age", type=float, default=120.0, help="seconds (default 120)")
+    copy = commands.add_parser(
+        "copy-database",
+        help="copy the SQLite database (DATABASE_PATH) into an empty PostgreSQL database",
+        description="Copy every job, quota, ledger row, setting and fact of the SQLite "
+        "database into an empty PostgreSQL database (migrated first), keeping ids, in one "
+        "transaction; then compare row counts and every member's balance on both sides. "
+        "The SQLite file is only read. Stop the bot first.",
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user:password@host:port/dbname"
+    )
+    copy.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="PATH",
+        help="the SQLite file (default: DATABASE_PATH)",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,10 +76,56 @@ def check_health(max_age: float) -> int:
     return 0
 
 
+def secrets_of(settings: Settings) -> list[str]:
+    """What no log line may show: the token, the API key, the database password."""
+    from storage import url_password
+
+    secrets = [settings.discord_token.get_secret_value()]
+    if settings.novita_api_key is not None:
+        secrets.append(settings.novita_api_key.get_secret_value())
+    password = url_password(settings.database_url_value or "")
+    if password:
+        secrets.append(password)
+    return secrets
+
+
+def copy_database(target_url: str, source: Path | None) -> int:
+    from bot.settings import load_settings
+    from storage import is_postgres_url
+
+    if not is_postgres_url(target_url):
+        print(
+            "copy-database: --to must be a postgresql://user:password@host:port/dbname URL",
+            file=sys.stderr,
+        )
+        return 2
+    # Copying needs the database path and the quota defaults (to compare balances), not
+    # Discord or the video API: their settings may be missing here.
+    settings = load_settings(discord_token="unused by copy-database", novita_simulate=True)
+    source = source or settings.database_path
+    if not source.is_file():
+        print(f"database error: there is no SQLite database at {source}", file=sys.stderr)
+        return 2
+
+    from bot.copying import copy_to_postgres
+    from bot.logs import setup_logging
+    from storage import StorageError, url_password
+
+    setup_logging("WARNING", [p for p in (url_password(target_url),) if p])
+    try:
+        asyncio.run(copy_to_postgres(settings, source, target_url, print))
+    except StorageError as error:
+        print(f"database error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "health":
         return check_health(args.max_age)
+    if args.command == "copy-database":
+        return copy_database(args.to, args.source)
 
     from bot.settings import load_settings
 
@@ -66,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.settings import ConfigurationError
     from storage import StorageError
 
-    secrets = [settings.discord_token.get_secret_value()]
-    if settings.novita_api_key is not None:
-        secrets.append(settings.novita_api_key.get_secret_value())
+    secrets = secrets_of(settings)
     setup_logging(settings.log_level, secrets)
     try:
         asyncio.run(run_bot(settings, sync_only=args.command == "sync"))

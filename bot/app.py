@@ -1,7 +1,8 @@
 """The composition root: the one place that knows every part.
 
 It opens the settings' resources with `async with` (the simulator when `NOVITA_SIMULATE=1`,
-the database, the video API client), builds the core over them, then the Discord front end,
+the database — PostgreSQL when `DATABASE_URL` is set, else the SQLite file, held by this one
+process — the video API client), builds the core over them, then the Discord front end,
 its delivery and the poller, and runs the bot. Everything closes in reverse order however
 the bot stops. Nothing is global.
 """
@@ -26,7 +27,7 @@ from bot.discord.launch import connect, point_discord_at
 from bot.scratch import ScratchDir
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
-from storage import Database
+from storage import Database, open_database, sqlite_process_lock
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Database, video API client (or the simulator behind it) and the core over them."""
     async with contextlib.AsyncExitStack() as stack:
+        url = settings.database_url_value
+        if url is None:
+            # SQLite is the one-process store: this process holds the file until it ends, so
+            # a second bot on it stops here, before it could race this one for credits.
+            stack.enter_context(sqlite_process_lock(settings.database_path))
+        # The database first: one that cannot be used stops the bot before anything else
+        # starts (or logs).
+        db = await open_database(url, settings.database_path)
+        stack.push_async_callback(db.close)
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
@@ -58,8 +68,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 "nothing is sent to Novita and nothing is spent",
                 base_url,
             )
-        db = await Database.open(settings.database_path)
-        stack.push_async_callback(db.close)
         api = await stack.enter_async_context(
             VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
         )

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -32,6 +33,7 @@ class ConfigurationError(Exception):
 
 
 RESOLUTIONS = ("540p", "720p", "1080p")
+POSTGRES_SCHEMES = ("postgresql", "postgres")  # as storage.database accepts them
 
 
 class Settings(BaseSettings):
@@ -87,7 +89,17 @@ class Settings(BaseSettings):
     )
 
     # --- Storage -------------------------------------------------------------------------
-    database_path: Path = Field(default=Path("data/bot.sqlite3"))
+    database_path: Path = Field(
+        default=Path("data/bot.sqlite3"),
+        description="the SQLite file, used when DATABASE_URL is not set (one process only)",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "postgresql://user:password@host:port/dbname: the PostgreSQL database that "
+            "several bot processes share (unset: SQLite at DATABASE_PATH)"
+        ),
+    )
     health_file: Path = Field(
         default=Path("data/health"), description="touched by the poller; read by `bot health`"
     )
@@ -144,10 +156,39 @@ class Settings(BaseSettings):
                     raise ValueError(f"{model} {resolution}: a price cannot be negative")
         return table
 
-    @field_validator("dev_guild_id", "operator_daily_cap", "api_requests_per_minute", mode="before")
+    @field_validator(
+        "dev_guild_id",
+        "operator_daily_cap",
+        "api_requests_per_minute",
+        "database_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The value may carry a password: the message never repeats it.
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+            _ = parts.port  # raises for a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                "must be a postgresql://user:password@host:port/dbname URL "
+                "(postgres:// works too); leave it unset to use SQLite at DATABASE_PATH"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @property
+    def database_url_value(self) -> str | None:
+        """DATABASE_URL in clear, for the one place that connects (None: SQLite)."""
+        return None if self.database_url is None else self.database_url.get_secret_value()
 
     @property
     def discord_rest_base(self) -> str | None:

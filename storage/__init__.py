@@ -1,8 +1,23 @@
-"""Storage: the only place with SQL. Opens, migrates and serialises the database and
-returns typed models; knows nothing of Discord or of the bot's policies."""
+"""Storage: the only place with SQL. Opens, migrates and serialises the database (SQLite
+for one process, PostgreSQL for many, behind one `Database` interface) and returns typed
+models; knows nothing of Discord or of the bot's policies."""
 
 from __future__ import annotations
 
+from storage.database import (
+    CorruptDatabaseError,
+    Database,
+    Dialect,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    StorageError,
+    bundled_migrations,
+    describe_url,
+    is_postgres_url,
+    open_database,
+    url_password,
+)
 from storage.models import (
     ACTIVE_STATES,
     CHARGED_STATES,
@@ -22,15 +37,8 @@ from storage.models import (
     NewJob,
     Period,
 )
-from storage.sqlite import (
-    CorruptDatabaseError,
-    Database,
-    Migration,
-    MigrationError,
-    SchemaTooNewError,
-    StorageError,
-    bundled_migrations,
-)
+from storage.process_lock import StoreInUseError, sqlite_process_lock
+from storage.sqlite import SQLiteDatabase
 from storage.store import UNSET, ReadOnlyStoreError, Store, Unset
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
     "Balance",
     "CorruptDatabaseError",
     "Database",
+    "Dialect",
     "GuildDefaults",
     "GuildSettings",
     "InputRef",
@@ -57,9 +66,16 @@ __all__ = [
     "NewJob",
     "Period",
     "ReadOnlyStoreError",
+    "SQLiteDatabase",
     "SchemaTooNewError",
     "StorageError",
     "Store",
+    "StoreInUseError",
     "Unset",
     "bundled_migrations",
+    "describe_url",
+    "is_postgres_url",
+    "open_database",
+    "sqlite_process_lock",
+    "url_password",
 ]

@@ -127,7 +127,8 @@ class JobQueries(Queries):
         rows = await self._all(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? "
             "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
-            "ORDER BY next_poll_at, id LIMIT ?",
+            # Never-scheduled first, in both dialects (PostgreSQL sorts NULLs last by default).
+            "ORDER BY next_poll_at NULLS FIRST, id LIMIT ?",
             (JobState.SUCCEEDED.value, to_db(now), limit),
         )
         return [_job(row) for row in rows]

@@ -12,68 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 import aiosqlite
 
-from storage.sql import Row
+from storage.database import (
+    CorruptDatabaseError,
+    Dialect,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    StorageError,
+    bundled_migrations,
+    checked_migrations,
+)
+from storage.sql import ReadOnlyStoreError, Row
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000  # another process (a CLI tool, a backup) may hold the file briefly
-_MIGRATION_NAME = re.compile(r"^(\d+)_[A-Za-z0-9_]+\.sql$")
-
-
-class StorageError(Exception):
-    """The database cannot be used; the message says why and what to do."""
-
-
-class SchemaTooNewError(StorageError):
-    """The database was written by a newer version of the bot."""
-
-
-class CorruptDatabaseError(StorageError):
-    """The file is not a readable SQLite database, or fails its integrity check."""
-
-
-class MigrationError(StorageError):
-    """A migration failed; every pending one was rolled back, the file is as it was."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
-def bundled_migrations() -> list[Migration]:
-    """The numbered `.sql` files shipped in `storage/migrations/`, in order."""
-    folder = resources.files("storage").joinpath("migrations")
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
-    return _checked(found)
-
-
-def _checked(migrations: Iterable[Migration]) -> list[Migration]:
-    ordered = sorted(migrations, key=lambda m: m.version)
-    for expected, migration in enumerate(ordered, start=1):
-        if migration.version != expected:
-            raise StorageError(
-                f"migrations must be numbered 1, 2, 3 … without gaps; found {migration.name} "
-                f"where version {expected} was expected"
-            )
-    return ordered
 
 
 def split_statements(script: str) -> list[str]:
@@ -140,13 +102,19 @@ class SQLiteConnection:
             await cursor.close()
 
 
-class Database:
-    """An open, migrated database. Use `await Database.open(path)`; close with `close()`."""
+class SQLiteDatabase:
+    """An open, migrated SQLite file. Use `await SQLiteDatabase.open(path)` (or
+    `storage.open_database`); close with `close()`."""
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path, version: int) -> None:
+    dialect: Dialect = "sqlite"
+
+    def __init__(
+        self, connection: aiosqlite.Connection, path: Path, version: int, *, read_only: bool
+    ) -> None:
         self._conn = connection
         self.path = path
         self.schema_version = version
+        self.read_only = read_only
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[object] | None = None
         self._closed = False
@@ -160,35 +128,54 @@ class Database:
         *,
         migrations: Sequence[Migration] | None = None,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-    ) -> Database:
+        read_only: bool = False,
+    ) -> SQLiteDatabase:
         """Open (creating if missing), check and migrate the database at `path`.
 
         Raises `CorruptDatabaseError` for a file that is not a readable SQLite database (it is
         never replaced), `SchemaTooNewError` when the file was written by a newer bot.
+
+        `read_only` opens an existing file of the current schema version without writing to
+        it at all (no migration, no journal change): only `read()` works then.
         """
         path = Path(path)
-        plan = _checked(migrations) if migrations is not None else bundled_migrations()
+        plan = (
+            checked_migrations(migrations)
+            if migrations is not None
+            else bundled_migrations("sqlite")
+        )
         if path.is_dir():
             raise CorruptDatabaseError(
                 f"database path {path} is a directory; point DATABASE_PATH at a file"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not path.is_file():
+            raise StorageError(f"there is no SQLite database at {path}")
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            if read_only:
+                uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+                conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            else:
+                conn = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as error:
             raise CorruptDatabaseError(f"cannot open the database file {path}: {error}") from error
         try:
             conn.row_factory = sqlite3.Row
-            version = await cls._prepare(conn, path, plan, busy_timeout_ms)
+            version = await cls._prepare(conn, path, plan, busy_timeout_ms, read_only)
         except BaseException:
             await conn.close()
             raise
         log.info("database %s open at schema version %d", path, version)
-        return cls(conn, path, version)
+        return cls(conn, path, version, read_only=read_only)
 
     @staticmethod
     async def _prepare(
-        conn: aiosqlite.Connection, path: Path, plan: list[Migration], busy_timeout_ms: int
+        conn: aiosqlite.Connection,
+        path: Path,
+        plan: list[Migration],
+        busy_timeout_ms: int,
+        read_only: bool,
     ) -> int:
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -210,13 +197,20 @@ class Database:
                     f"knows versions up to {latest}: it was written by a newer version of the "
                     "bot. Run that version (or newer), or restore a backup made for this one."
                 )
+            if read_only:
+                if version < latest:
+                    raise StorageError(
+                        f"the database file {path} has schema version {version}, not {latest}: "
+                        "start this version of the bot on it once to bring it up to date"
+                    )
+                return version
             mode = await (await conn.execute("PRAGMA journal_mode = WAL")).fetchone()
             if mode is not None and str(mode[0]).lower() != "wal":
                 log.warning("database %s: WAL mode not available (%s)", path, mode[0])
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")
             if version < latest:
-                version = await Database._migrate(conn, path, plan, version)
+                version = await SQLiteDatabase._migrate(conn, path, plan, version)
             return version
         except StorageError:
             raise
@@ -281,6 +275,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[Store]:
         """A write transaction (BEGIN IMMEDIATE), committed when the block ends normally and
         rolled back on any exception, cancellation included."""
+        if self.read_only:
+            raise ReadOnlyStoreError(f"the database {self.path} was opened read-only")
         async with self._exclusive():
             await self._begin("BEGIN IMMEDIATE")
             try:

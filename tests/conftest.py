@@ -1,4 +1,5 @@
-"""Fixtures every layer's tests may use: a fresh database file per test, and the clock."""
+"""Fixtures every layer's tests may use: a fresh database per test (SQLite and PostgreSQL),
+and the clock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database
+from tests.backends import BACKENDS, Backend, make_backend
 from tests.shared import T0, Clock
 
 
@@ -27,9 +29,22 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "bot.sqlite3"
 
 
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Every test that uses a database runs on both backends."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
+async def backend(backend_name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """This test's own store: a SQLite file, or a PostgreSQL schema (see tests/backends.py)."""
+    async with make_backend(backend_name, tmp_path) as place:
+        yield place
+
+
+@pytest.fixture
+async def db(backend: Backend) -> AsyncIterator[Database]:
+    database = await backend.open()
     try:
         yield database
     finally:

@@ -14,6 +14,7 @@ from bot.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_TOKEN = "discord-token-6b1f0c9a"
 SECRET_KEY = "novita-key-93c2d7e1"
+SECRET_DB_PASSWORD = "db-password-4f0e2b"
 
 
 def run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,6 +67,15 @@ def run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
             "NOVITA_BASE_URL",
             "URL",
         ),
+        (
+            {
+                "DISCORD_TOKEN": SECRET_TOKEN,
+                "NOVITA_SIMULATE": "1",
+                "DATABASE_URL": f"mysql://bot:{SECRET_DB_PASSWORD}@db.example/bot",
+            },
+            "DATABASE_URL",
+            "must be a postgresql://user:password@host:port/dbname URL",
+        ),
     ],
 )
 def test_bad_setting_stops_with_one_line(
@@ -78,7 +88,7 @@ def test_bad_setting_stops_with_one_line(
     assert variable in lines[0]
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
-    for secret in (SECRET_TOKEN, SECRET_KEY):
+    for secret in (SECRET_TOKEN, SECRET_KEY, SECRET_DB_PASSWORD):
         assert secret not in result.stderr + result.stdout
 
 
@@ -88,6 +98,35 @@ def test_secrets_do_not_show_in_repr() -> None:
     assert SECRET_TOKEN not in text
     assert SECRET_KEY not in text
     assert settings.discord_token.get_secret_value() == SECRET_TOKEN
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_url_selects_postgresql_and_hides_its_password(scheme: str) -> None:
+    url = f"{scheme}://bot:{SECRET_DB_PASSWORD}@db.example:5432/vidu"
+    settings = Settings(_env_file=None, discord_token="t", novita_simulate=True, database_url=url)  # type: ignore[call-arg]
+    assert settings.database_url_value == url
+    text = repr(settings) + str(settings) + settings.model_dump_json()
+    assert SECRET_DB_PASSWORD not in text
+
+
+def test_a_blank_database_url_means_sqlite() -> None:
+    settings = Settings(_env_file=None, discord_token="t", novita_simulate=True, database_url="")  # type: ignore[call-arg]
+    assert settings.database_url is None and settings.database_url_value is None
+
+
+def test_a_database_that_does_not_answer_stops_the_bot_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "DISCORD_TOKEN": SECRET_TOKEN,
+        "NOVITA_SIMULATE": "1",
+        "DATABASE_URL": f"postgresql://bot:{SECRET_DB_PASSWORD}@127.0.0.1:1/vidu",
+    }
+    result = run_bot(env, tmp_path, "run")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("database error: cannot connect to the PostgreSQL database")
+    assert "127.0.0.1:1/vidu" in lines[0]
+    assert SECRET_DB_PASSWORD not in result.stderr + result.stdout
 
 
 def test_simulation_needs_no_key() -> None:

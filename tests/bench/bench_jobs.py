@@ -1,22 +1,31 @@
 """Benchmark: the job pipeline without Discord, against the simulator on loopback.
 
     python tests/bench/bench_jobs.py [--jobs 400] [--members 40] [--concurrency 20]
+                                     [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Prints numbers; asserts nothing about speed (numbers depend on the machine). It measures:
-1. submit: check + hold + job row in one SQLite transaction, then the HTTP submit;
+1. submit: check + hold + job row in one transaction, then the HTTP submit;
 2. the race: 50 submissions by one member with credit for 10 (how long it takes to refuse 40);
 3. polling: reading every task's result and settling it (commit rows), as the poller does.
+
+On a SQLite file by default; `--postgres URL` runs on that server instead, in a schema of
+its own that is dropped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,7 +35,7 @@ from bot.core.refusals import Refusal
 from bot.core.submitting import SubmitRequest
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
-from storage import Database, InputRef
+from storage import Database, InputRef, open_database
 
 IMAGE = "https://cdn.example/attachments/1/2/cat.png"
 
@@ -47,9 +56,37 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def main(jobs: int, members: int, concurrency: int) -> None:
+@contextlib.asynccontextmanager
+async def bench_database(folder: Path, postgres: str | None) -> AsyncIterator[Database]:
+    if postgres is None:
+        db = await open_database(None, folder / "bench.sqlite3")
+        try:
+            yield db
+        finally:
+            await db.close()
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        db = await open_database(
+            postgres, folder / "unused", server_settings={"search_path": schema}
+        )
+        try:
+            yield db
+        finally:
+            await db.close()
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()
+
+
+async def main(jobs: int, members: int, concurrency: int, postgres: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        async with Simulator(SimulatorConfig(task_seconds=0)) as sim:
+        async with (
+            Simulator(SimulatorConfig(task_seconds=0)) as sim,
+            bench_database(Path(tmp), postgres) as db,
+        ):
             settings = Settings(
                 _env_file=None,  # type: ignore[call-arg]
                 discord_token="x",
@@ -61,7 +98,6 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 api_reads_per_minute=6000,
                 poll_min_seconds=0.01,
             )
-            db = await Database.open(Path(tmp) / "bench.sqlite3")
             async with VideoAPI.from_settings(
                 settings, base_url=sim.base_url, api_key=sim.api_key
             ) as api:
@@ -119,7 +155,6 @@ async def main(jobs: int, members: int, concurrency: int) -> None:
                 print(
                     f"poll: {len(due)} results read and settled: {len(due) / elapsed:8.1f} jobs/s"
                 )
-            await db.close()
 
 
 if __name__ == "__main__":
@@ -129,5 +164,6 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--members", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL", help="run on this PostgreSQL server")
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.members, args.concurrency))
+    asyncio.run(main(args.jobs, args.members, args.concurrency, args.postgres))

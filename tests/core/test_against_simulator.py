@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from jobkit import GUILD, MOD, USER, make_settings, request
@@ -40,12 +39,8 @@ async def real_api(sim: Simulator) -> AsyncIterator[VideoAPI]:
 
 
 @pytest.fixture
-async def live(tmp_path: Path, real_api: VideoAPI) -> AsyncIterator[Core]:
-    db = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        yield Core.build(db, real_api, make_settings(poll_min_seconds=0.05, poll_max_seconds=0.2))
-    finally:
-        await db.close()
+def live(db: Database, real_api: VideoAPI) -> Core:
+    return Core.build(db, real_api, make_settings(poll_min_seconds=0.05, poll_max_seconds=0.2))
 
 
 async def poll_to_end(core: Core, api: VideoAPI, job: Job, limit: float = 10) -> Job:

@@ -13,6 +13,7 @@ from bot.core import Core
 from bot.core.lifecycle import Recovery
 from bot.core.refusals import Refusal
 from storage import Database, InputRef, JobState, NewJob
+from tests.backends import Backend
 from tests.shared import Clock
 
 
@@ -223,14 +224,10 @@ async def test_a_submission_in_flight_is_never_settled_behind_its_back(
 
 
 async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
-    tmp_path: object, clock: Clock
+    backend: Backend, clock: Clock
 ) -> None:
     """Write the database a crashed bot would leave, reopen it, recover."""
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
-    path = tmp_path / "crashed.sqlite3"
-    db = await Database.open(path)
+    db = await backend.open()
     now = clock.now
     states = {
         "submitting": (JobState.SUBMITTING, None),
@@ -280,7 +277,7 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
     await db.close()
 
     clock.advance(minutes=1)
-    db = await Database.open(path)
+    db = await backend.open()
     try:
         core = Core.build(db, FakeAPI(), make_settings(), clock=clock)
         recovery = await core.lifecycle.recover()

@@ -24,7 +24,7 @@ import pytest
 from bot.app import build_bot, open_resources
 from bot.discord.bot import COMMAND_HASH_KEY
 from bot.simulator import Simulator, SimulatorConfig
-from storage import Database
+from storage import SQLiteDatabase
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.e2e.conftest import world_settings as settings_for
@@ -272,7 +272,7 @@ async def test_python_m_bot_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         assert fake.token not in log
 
         # The job was settled in the database the process left behind.
-        db = await Database.open(database)
+        db = await SQLiteDatabase.open(database)
         try:
             async with db.read() as store:
                 job = await store.get_job(1)

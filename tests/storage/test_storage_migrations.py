@@ -1,4 +1,5 @@
-"""Opening and migrating: fresh, old, newer and broken database files."""
+"""Opening and migrating SQLite: fresh, old, newer and broken database files (PostgreSQL:
+`test_storage_migrations_pg.py`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 from storage import (
     CorruptDatabaseError,
-    Database,
     Migration,
     MigrationError,
+    ReadOnlyStoreError,
     SchemaTooNewError,
+    SQLiteDatabase,
     StorageError,
     bundled_migrations,
 )
@@ -31,6 +33,14 @@ def read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def fingerprint(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
@@ -41,16 +51,16 @@ def user_version(path: Path) -> int:
 
 
 def test_bundled_migrations_are_numbered_from_one_and_shipped_as_package_data() -> None:
-    migrations = bundled_migrations()
+    migrations = bundled_migrations("sqlite")
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert migrations[0].name == "001_initial.sql"
     assert "CREATE TABLE ledger" in migrations[0].sql
 
 
 async def test_fresh_database_gets_every_table_and_the_latest_version(db_path: Path) -> None:
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     try:
-        assert db.schema_version == len(bundled_migrations())
+        assert db.schema_version == len(bundled_migrations("sqlite"))
         async with db.read() as store:
             assert await store.get_meta("anything") is None
         conn = db._conn
@@ -62,17 +72,17 @@ async def test_fresh_database_gets_every_table_and_the_latest_version(db_path: P
     finally:
         await db.close()
     assert tables(db_path) >= EXPECTED_TABLES
-    assert user_version(db_path) == len(bundled_migrations())
+    assert user_version(db_path) == len(bundled_migrations("sqlite"))
 
 
 async def test_reopening_a_current_database_changes_nothing(db_path: Path) -> None:
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     await db.set_meta("tree", "abc")
     await db.close()
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     try:
         assert await db.get_meta("tree") == "abc"
-        assert db.schema_version == len(bundled_migrations())
+        assert db.schema_version == len(bundled_migrations("sqlite"))
     finally:
         await db.close()
 
@@ -83,9 +93,9 @@ async def test_old_version_zero_file_is_migrated_and_keeps_foreign_data(db_path:
         conn.execute("CREATE TABLE notes (text TEXT)")
         conn.execute("INSERT INTO notes VALUES ('keep me')")
     assert user_version(db_path) == 0
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     await db.close()
-    assert user_version(db_path) == len(bundled_migrations())
+    assert user_version(db_path) == len(bundled_migrations("sqlite"))
     assert EXPECTED_TABLES | {"notes"} <= tables(db_path)
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT text FROM notes").fetchall() == [("keep me",)]
@@ -102,10 +112,10 @@ V2 = Migration(
 
 
 async def test_version_one_database_is_migrated_to_two_keeping_its_rows(db_path: Path) -> None:
-    db = await Database.open(db_path, migrations=[V1])
+    db = await SQLiteDatabase.open(db_path, migrations=[V1])
     assert db.schema_version == 1
     await db.close()
-    db = await Database.open(db_path, migrations=[V1, V2])
+    db = await SQLiteDatabase.open(db_path, migrations=[V1, V2])
     assert db.schema_version == 2
     await db.close()
     assert user_version(db_path) == 2
@@ -116,13 +126,13 @@ async def test_version_one_database_is_migrated_to_two_keeping_its_rows(db_path:
 
 
 async def test_a_failing_migration_leaves_the_database_as_it_was(db_path: Path) -> None:
-    db = await Database.open(db_path, migrations=[V1])
+    db = await SQLiteDatabase.open(db_path, migrations=[V1])
     await db.close()
     broken = Migration(
         2, "002_broken.sql", "CREATE TABLE b (x);\nINSERT INTO nowhere VALUES (1);\n"
     )
     with pytest.raises(MigrationError, match=r"002_broken.sql failed .*version 1"):
-        await Database.open(db_path, migrations=[V1, broken])
+        await SQLiteDatabase.open(db_path, migrations=[V1, broken])
     assert user_version(db_path) == 1
     assert "b" not in tables(db_path)  # the whole step rolled back, not half of it
 
@@ -130,20 +140,20 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(db_path: Path) 
 async def test_all_pending_migrations_apply_in_one_transaction(db_path: Path) -> None:
     broken = Migration(2, "002_broken.sql", "SELECT * FROM nowhere;\n")
     with pytest.raises(MigrationError):
-        await Database.open(db_path, migrations=[V1, broken])
+        await SQLiteDatabase.open(db_path, migrations=[V1, broken])
     assert user_version(db_path) == 0
     assert "a" not in tables(db_path)
 
 
 async def test_a_newer_database_is_refused_and_left_untouched(db_path: Path) -> None:
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     await db.close()
-    newest = len(bundled_migrations())
+    newest = len(bundled_migrations("sqlite"))
     with sqlite3.connect(db_path) as conn:
         conn.execute(f"PRAGMA user_version = {newest + 1}")
     before = read_bytes(db_path)
     with pytest.raises(SchemaTooNewError, match=r"newer version of the bot") as caught:
-        await Database.open(db_path)
+        await SQLiteDatabase.open(db_path)
     assert f"schema version {newest + 1}" in str(caught.value)
     assert isinstance(caught.value, StorageError)
     assert read_bytes(db_path) == before
@@ -157,13 +167,13 @@ async def test_a_file_that_is_not_a_database_is_refused_and_never_replaced(
     garbage = b"this is a text file, not SQLite\n" * 200
     write_bytes(db_path, garbage)
     with pytest.raises(CorruptDatabaseError, match="not a usable SQLite database") as caught:
-        await Database.open(db_path)
+        await SQLiteDatabase.open(db_path)
     assert str(db_path) in str(caught.value)
     assert read_bytes(db_path) == garbage
 
 
 async def test_a_damaged_database_is_refused(db_path: Path) -> None:
-    db = await Database.open(db_path)
+    db = await SQLiteDatabase.open(db_path)
     async with db.transaction() as store:
         for n in range(400):
             await store.set_meta(f"key-{n}", "x" * 200)
@@ -177,23 +187,23 @@ async def test_a_damaged_database_is_refused(db_path: Path) -> None:
         data[offset] = 0xA5
     write_bytes(db_path, bytes(data))
     with pytest.raises(CorruptDatabaseError):
-        await Database.open(db_path)
+        await SQLiteDatabase.open(db_path)
 
 
 async def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
     with pytest.raises(CorruptDatabaseError, match="directory"):
-        await Database.open(tmp_path)
+        await SQLiteDatabase.open(tmp_path)
 
 
 async def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "a" / "b" / "bot.sqlite3")
+    db = await SQLiteDatabase.open(tmp_path / "a" / "b" / "bot.sqlite3")
     await db.close()
     assert (tmp_path / "a" / "b" / "bot.sqlite3").is_file()
 
 
 async def test_migrations_with_a_gap_are_refused(db_path: Path) -> None:
     with pytest.raises(StorageError, match="without gaps"):
-        await Database.open(db_path, migrations=[V1, Migration(3, "003_c.sql", "SELECT 1;")])
+        await SQLiteDatabase.open(db_path, migrations=[V1, Migration(3, "003_c.sql", "SELECT 1;")])
 
 
 def test_split_statements_keeps_triggers_whole_and_drops_comments() -> None:
@@ -205,6 +215,32 @@ def test_split_statements_keeps_triggers_whole_and_drops_comments() -> None:
 
 
 def test_the_bundled_schema_splits_into_statements() -> None:
-    statements = split_statements(bundled_migrations()[0].sql)
+    statements = split_statements(bundled_migrations("sqlite")[0].sql)
     assert sum(s.startswith("CREATE TABLE") for s in statements) == len(EXPECTED_TABLES)
     assert sum(s.startswith("CREATE TRIGGER") for s in statements) == 2
+
+
+async def test_a_read_only_open_never_writes_to_the_file(db_path: Path) -> None:
+    db = await SQLiteDatabase.open(db_path)
+    await db.set_meta("kept", "yes")
+    await db.close()
+    before = fingerprint(db_path)
+    reader = await SQLiteDatabase.open(db_path, read_only=True)
+    try:
+        assert await reader.get_meta("kept") == "yes"
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            async with reader.transaction():
+                pass
+    finally:
+        await reader.close()
+    assert fingerprint(db_path) == before
+
+
+async def test_a_read_only_open_refuses_a_missing_or_older_file(db_path: Path) -> None:
+    with pytest.raises(StorageError, match="no SQLite database"):
+        await SQLiteDatabase.open(db_path, read_only=True)
+    assert not exists(db_path)
+    await (await SQLiteDatabase.open(db_path, migrations=[V1])).close()
+    with pytest.raises(StorageError, match="schema version 1, not 2"):
+        await SQLiteDatabase.open(db_path, migrations=[V1, V2], read_only=True)
+    assert user_version(db_path) == 1
