@@ -8,235 +8,45 @@ hand a hidden command to anyone through its integration settings.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.moderation import MAX_ROLE_ALLOWANCE
 from bot.core.pricing import price_credits
-from bot.discord.tree import Guarded, UserFacingError, send_ephemeral
-from bot.discord.wording import channel_mentions
-from cogs.common import defer_private, ensure_moderator, guild_id_of, is_moderator
-from storage.models import SYSTEM_ACTOR
+from bot.discord.accounts import (
+    PERIOD_WORDS,
+    LedgerPageButton,
+    balance_lines,
+    credits_text,
+    ledger_line,
+    render_log_page,
+    short_balance,
+)
+from bot.discord.checks import defer_private, ensure_moderator, guild_id_of, role_ids_of
+from bot.discord.tree import UserFacingError, send_ephemeral
 
 if TYPE_CHECKING:
     from bot.discord.bot import VideoBot
-    from storage.models import Balance, LedgerEntry, Period
+    from storage.models import Period
 
 log = logging.getLogger(__name__)
 
 MAX_CREDITS = 1_000_000_000  # far above any real allowance; keeps SQLite integers sane
-LOG_PER_PAGE = 10
 SHOW_RECENT = 5
-REASON_WIDTH = 80  # ledger reasons are cut so a page of rows stays under the message limit
-MESSAGE_LIMIT = 2000
 # The yardstick quoted next to the guild's typical price, so members can compare.
 REFERENCE_MODEL = "vidu-q3-pro-i2v"
 REFERENCE_RESOLUTION = "720p"
 REFERENCE_SECONDS = 5
 REFERENCE_LABEL = "a 5 s 720p Vidu Q3 Pro video"
-PERIOD_WORDS = {"day": "per day", "week": "per week", "month": "per month", "none": "one-time"}
 PERIOD_CHOICES = [
     app_commands.Choice(name="day", value="day"),
     app_commands.Choice(name="week", value="week"),
     app_commands.Choice(name="month", value="month"),
     app_commands.Choice(name="none (never resets)", value="none"),
 ]
-NOT_A_MODERATOR = "Only moderators (Manage Server) can use this command."
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-def _credits(amount: int | None) -> str:
-    return "unlimited" if amount is None else f"{amount:,}"
-
-
-def short_balance(balance: Balance) -> str:
-    """The one number a moderator wants after a change: what the member can spend now."""
-    blocked = " (blocked)" if balance.blocked else ""
-    return f"Available now: {_credits(balance.available)}{blocked}."
-
-
-def allowance_left(balance: Balance) -> int | None:
-    """Credits of the period allowance still free (None = unlimited)."""
-    if balance.allowance is None:
-        return None
-    return max(balance.allowance - balance.used, 0)
-
-
-def balance_lines(balance: Balance) -> list[str]:
-    """The numbers of one balance, the same for a member and for a moderator."""
-    left = allowance_left(balance)
-    period = PERIOD_WORDS.get(str(balance.period), str(balance.period))
-    lines: list[str] = []
-    if balance.blocked:
-        lines.append("**Blocked**: no new videos on this server.")
-    if left is None:
-        lines.append("Left this period: **unlimited**")
-    else:
-        lines.append(
-            f"Left this period: **{_credits(left)}** of {_credits(balance.allowance)} ({period})"
-        )
-    lines.append(f"Held by running jobs: {_credits(balance.held)}")
-    lines.append(f"Bonus: {_credits(balance.bonus)}")
-    if balance.available is not None:
-        lines.append(f"Available now: **{_credits(balance.available)}**")
-    if balance.resets_at is not None:
-        lines.append(
-            "Period resets "
-            f"{discord.utils.format_dt(balance.resets_at, 'R')} "
-            f"({discord.utils.format_dt(balance.resets_at, 'f')})"
-        )
-    elif balance.allowance is not None:
-        lines.append("The allowance does not reset.")
-    return lines
-
-
-MONEY_KINDS = {"hold", "commit", "release", "grant", "reset"}
-
-
-def ledger_line(entry: LedgerEntry, *, with_member: bool = True) -> str:
-    """One ledger row on one line: when, whom, what, how much, who did it and why."""
-    parts = [f"`#{entry.id}`", discord.utils.format_dt(entry.created_at, "f")]
-    if with_member:
-        parts.append("server" if entry.user_id is None else f"<@{entry.user_id}>")
-    parts.append(f"**{entry.kind}**")
-    # Settings rows (set, default, block) carry their meaning in the reason, not the amount.
-    if entry.kind in MONEY_KINDS:
-        parts.append(f"{entry.amount:+,}")
-        if entry.pool:
-            parts.append(f"({entry.pool})")
-    if entry.job_id is not None:
-        parts.append(f"job {entry.job_id}")
-    parts.append("by system" if entry.actor == SYSTEM_ACTOR else f"by <@{entry.actor}>")
-    reason = channel_mentions(" ".join(entry.reason.split()).replace("`", "'"))
-    if reason:
-        if len(reason) > REASON_WIDTH:
-            reason = reason[: REASON_WIDTH - 1] + "…"
-        parts.append(f"— {reason}")
-    return " ".join(parts)
-
-
-def fit(lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
-    """Join lines, dropping trailing ones (with a note) rather than exceed Discord's limit."""
-    text = "\n".join(lines)
-    while len(text) > limit and len(lines) > 1:
-        lines = lines[:-1]
-        text = "\n".join([*lines, "…"])
-    return text[:limit]
-
-
-def ledger_text(
-    title: str, entries: list[LedgerEntry], page: int, pages: int, *, with_member: bool = True
-) -> str:
-    header = f"**{title}** — page {page + 1} of {max(pages, 1)}"
-    if not entries:
-        return f"{header}\nNo ledger rows yet."
-    return fit([header, *(ledger_line(entry, with_member=with_member) for entry in entries)])
-
-
-# --- ledger paging buttons -----------------------------------------------------------------------
-
-
-class LedgerPageButton(
-    Guarded,
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"qlog:(?P<dir>[pn]):(?P<moderator>[0-9]+):(?P<member>[0-9]+):(?P<page>[0-9]+)",
-):
-    """Previous/Next under a `/quota-admin log` page.
-
-    Everything needed to draw the target page sits in the custom id, so the buttons need no
-    in-memory view and keep working after a restart. Only the moderator who asked may use
-    them, and they must still be a moderator.
-    """
-
-    def __init__(
-        self,
-        direction: str,
-        moderator_id: int,
-        member_id: int,
-        page: int,
-        *,
-        disabled: bool = False,
-    ) -> None:
-        self.direction = direction
-        self.moderator_id = moderator_id
-        self.member_id = member_id  # 0 = the whole server
-        self.page = page
-        super().__init__(
-            discord.ui.Button(
-                label="Previous" if direction == "p" else "Next",
-                emoji="◀️" if direction == "p" else "▶️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"qlog:{direction}:{moderator_id}:{member_id}:{page}",
-                disabled=disabled,
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> LedgerPageButton:
-        return cls(match["dir"], int(match["moderator"]), int(match["member"]), int(match["page"]))
-
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        if interaction.user.id != self.moderator_id:
-            await send_ephemeral(
-                interaction, "Only the moderator who asked for this log can page it."
-            )
-            return False
-        if not is_moderator(interaction):
-            await send_ephemeral(interaction, NOT_A_MODERATOR)
-            return False
-        return True
-
-    async def run(self, interaction: discord.Interaction[VideoBot]) -> None:
-        content, view = await render_log_page(
-            interaction.client,
-            guild_id_of(interaction),
-            self.member_id or None,
-            self.moderator_id,
-            self.page,
-        )
-        await interaction.response.edit_message(
-            content=content, view=view, allowed_mentions=discord.AllowedMentions.none()
-        )
-
-
-async def render_log_page(
-    bot: VideoBot, guild_id: int, member_id: int | None, moderator_id: int, page: int
-) -> tuple[str, discord.ui.View]:
-    result = await bot.core.moderation.ledger(guild_id, member_id, page=page, per_page=LOG_PER_PAGE)
-    pages = max(result.pages, 1)
-    current = min(max(result.page, 0), pages - 1)
-    title = f"Credit ledger of <@{member_id}>" if member_id else "Credit ledger of this server"
-    content = ledger_text(
-        title, list(result.entries), current, pages, with_member=member_id is None
-    )
-    view = discord.ui.View(timeout=None)
-    target_member = member_id or 0
-    view.add_item(
-        LedgerPageButton(
-            "p", moderator_id, target_member, max(current - 1, 0), disabled=current <= 0
-        )
-    )
-    view.add_item(
-        LedgerPageButton(
-            "n",
-            moderator_id,
-            target_member,
-            min(current + 1, pages - 1),
-            disabled=current >= pages - 1,
-        )
-    )
-    return content, view
 
 
 # --- /quota -------------------------------------------------------------------------------------
@@ -254,15 +64,17 @@ class Quota(commands.Cog):
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         moderation = self.bot.core.moderation
-        balance = await moderation.balance(guild_id, interaction.user.id)
+        balance = await moderation.balance(
+            guild_id, interaction.user.id, role_ids_of(interaction.user)
+        )
         typical = await moderation.typical_price(guild_id)
         reference = price_credits(
             REFERENCE_MODEL, REFERENCE_RESOLUTION, REFERENCE_SECONDS, False, self.bot.settings
         )
         lines = ["**Your video credits on this server**", *balance_lines(balance)]
         lines.append(
-            f"A typical video here costs about **{_credits(typical)}** credits "
-            f"({REFERENCE_LABEL}: {_credits(reference)})."
+            f"A typical video here costs about **{credits_text(typical)}** credits "
+            f"({REFERENCE_LABEL}: {credits_text(reference)})."
         )
         if balance.blocked:
             lines.append("Ask a moderator if you think this is a mistake.")
@@ -313,16 +125,16 @@ class QuotaAdmin(
             )
         await defer_private(interaction)
         moderation = self.bot.core.moderation
-        actor = interaction.user.id
+        actor, roles = interaction.user.id, role_ids_of(member)
         if unlimited:
-            balance = await moderation.set_allowance(guild_id, member.id, None, actor)
+            balance = await moderation.set_allowance(guild_id, member.id, None, actor, roles)
             said = f"{member.mention} now has unlimited credits."
         elif credits is None:
-            balance = await moderation.clear_allowance(guild_id, member.id, actor)
+            balance = await moderation.clear_allowance(guild_id, member.id, actor, roles)
             said = f"{member.mention} follows the server default again."
         else:
-            balance = await moderation.set_allowance(guild_id, member.id, credits, actor)
-            said = f"{member.mention} now has {_credits(credits)} credits per period."
+            balance = await moderation.set_allowance(guild_id, member.id, credits, actor, roles)
+            said = f"{member.mention} now has {credits_text(credits)} credits per period."
         await send_ephemeral(interaction, f"{said} {short_balance(balance)}")
 
     @app_commands.command(name="grant", description="Give (or take back) one-time bonus credits")
@@ -343,10 +155,10 @@ class QuotaAdmin(
             raise UserFacingError("Give a number of credits other than 0; nothing was changed.")
         await defer_private(interaction)
         balance = await self.bot.core.moderation.grant_bonus(
-            guild_id, member.id, credits, reason, interaction.user.id
+            guild_id, member.id, credits, reason, interaction.user.id, role_ids_of(member)
         )
         said = (
-            f"Granted {_credits(credits)} bonus credits to {member.mention}."
+            f"Granted {credits_text(credits)} bonus credits to {member.mention}."
             if credits > 0
             else f"Took unused bonus credits back from {member.mention}."
         )
@@ -362,7 +174,7 @@ class QuotaAdmin(
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         balance = await self.bot.core.moderation.reset_usage(
-            guild_id, member.id, interaction.user.id
+            guild_id, member.id, interaction.user.id, role_ids_of(member)
         )
         await send_ephemeral(
             interaction,
@@ -412,8 +224,52 @@ class QuotaAdmin(
         )
         await send_ephemeral(
             interaction,
-            f"Default allowance: {_credits(credits)} credits {PERIOD_WORDS[period.value]}. "
+            f"Default allowance: {credits_text(credits)} credits {PERIOD_WORDS[period.value]}. "
             "Members with their own setting keep it.",
+        )
+
+    @app_commands.command(
+        name="role", description="Give members with a role their own credits per period"
+    )
+    @app_commands.describe(
+        role="the role",
+        credits="credits per period for its members, instead of the server default (0 or more)",
+    )
+    async def role(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        role: discord.Role,
+        credits: app_commands.Range[int, 0, MAX_ROLE_ALLOWANCE],
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        if role.is_default():
+            raise UserFacingError(
+                "Every member has @everyone: set the server default with "
+                "`/quota-admin default` instead. Nothing was changed."
+            )
+        await defer_private(interaction)
+        settings = await self.bot.core.moderation.set_role_allowance(
+            guild_id, role.id, credits, interaction.user.id
+        )
+        await send_ephemeral(
+            interaction,
+            f"Members with {role.mention} now get {credits_text(credits)} credits "
+            f"{PERIOD_WORDS[settings.period]} (the largest of their roles counts; a member's "
+            "own setting still wins).",
+        )
+
+    @app_commands.command(name="role-remove", description="A role no longer has its own credits")
+    @app_commands.describe(role="the role")
+    async def role_remove(
+        self, interaction: discord.Interaction[VideoBot], role: discord.Role
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await defer_private(interaction)
+        await self.bot.core.moderation.remove_role_allowance(guild_id, role.id, interaction.user.id)
+        await send_ephemeral(
+            interaction,
+            f"Members with {role.mention} follow the server default again "
+            "(or another role's allowance).",
         )
 
     @app_commands.command(name="show", description="A member's balance and recent ledger rows")
@@ -424,7 +280,7 @@ class QuotaAdmin(
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         moderation = self.bot.core.moderation
-        balance = await moderation.balance(guild_id, member.id)
+        balance = await moderation.balance(guild_id, member.id, role_ids_of(member))
         recent = await moderation.ledger(guild_id, member.id, page=0, per_page=SHOW_RECENT)
         lines = [
             f"**Credits of {member.mention}**",

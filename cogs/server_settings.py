@@ -15,8 +15,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.catalog import CATALOG
+from bot.discord.checks import defer_private, ensure_moderator, guild_id_of
 from bot.discord.tree import UserFacingError, send_ephemeral
-from cogs.common import defer_private, ensure_moderator, guild_id_of
 
 if TYPE_CHECKING:
     from bot.discord.bot import VideoBot
@@ -64,7 +64,9 @@ class CommandChannel(app_commands.Transformer):
         return int(value.id)
 
 
-def settings_text(settings: GuildSettings) -> str:
+def settings_text(settings: GuildSettings, guild: discord.Guild | None = None) -> str:
+    """The server's settings; role allowances of roles `guild` no longer has are left out
+    (they no longer count)."""
     if settings.allowed_channels:
         channels = ", ".join(f"<#{channel}>" for channel in settings.allowed_channels)
     else:
@@ -77,6 +79,11 @@ def settings_text(settings: GuildSettings) -> str:
         models = "none (members cannot make videos)"
     cap = "none" if settings.daily_cap is None else f"{settings.daily_cap:,} credits per UTC day"
     period = "never resets" if settings.period == "none" else f"per {settings.period}"
+    roles = [
+        f"<@&{role}> {credits:,}"
+        for role, credits in sorted(settings.role_allowances.items(), key=lambda kv: -kv[1])
+        if guild is None or guild.get_role(role) is not None
+    ]
     return "\n".join(
         [
             "**Video settings of this server**",
@@ -85,6 +92,10 @@ def settings_text(settings: GuildSettings) -> str:
             f"Models: {models}",
             f"Daily cap for the server: {cap}",
             f"Default allowance: {settings.allowance:,} credits {period}",
+            "Role allowances (credits "
+            + ("in all" if settings.period == "none" else f"per {settings.period}")
+            + "; the largest of a member's roles counts, their own setting wins): "
+            + (", ".join(roles) if roles else "none"),
         ]
     )
 
@@ -104,7 +115,8 @@ class ServerSettings(
 
     async def _reply(self, interaction: discord.Interaction[VideoBot], first_line: str) -> None:
         settings = await self.bot.core.moderation.guild_settings(guild_id_of(interaction))
-        await send_ephemeral(interaction, f"{first_line}\n\n{settings_text(settings)}")
+        text = settings_text(settings, interaction.guild)
+        await send_ephemeral(interaction, f"{first_line}\n\n{text}")
 
     @app_commands.command(
         name="channels", description="Choose the channels where video commands work"
@@ -251,7 +263,7 @@ class ServerSettings(
         guild_id = guild_id_of(interaction)
         await defer_private(interaction)
         settings = await self.bot.core.moderation.guild_settings(guild_id)
-        await send_ephemeral(interaction, settings_text(settings))
+        await send_ephemeral(interaction, settings_text(settings, interaction.guild))
 
 
 async def setup(bot: VideoBot) -> None:

@@ -20,8 +20,8 @@ from bot.core.submitting import SubmitRequest
 from bot.discord.attachments import attached, input_ref
 from bot.discord.buttons import RerollButton
 from bot.discord.cards import expiry_text, history_line, job_card, prompt_of
+from bot.discord.checks import is_moderator, role_ids_of
 from bot.discord.starting import start_job
-from cogs.common import is_moderator
 from storage.models import CHARGED_STATES, InputRef
 
 if TYPE_CHECKING:
@@ -204,6 +204,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make video
             model=model,
             params=params,
             inputs=inputs,
+            role_ids=role_ids_of(interaction.user),
         )
         await start_job(interaction, lambda: self.bot.core.submitting.submit(request))
 

@@ -15,7 +15,6 @@ from storage.database import (
     bundled_migrations,
     describe_url,
     is_postgres_url,
-    open_database,
     url_password,
 )
 from storage.models import (
@@ -37,6 +36,7 @@ from storage.models import (
     NewJob,
     Period,
 )
+from storage.opening import open_database
 from storage.process_lock import StoreInUseError, sqlite_process_lock
 from storage.sqlite import SQLiteDatabase
 from storage.store import UNSET, ReadOnlyStoreError, Store, Unset

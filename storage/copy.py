@@ -15,71 +15,17 @@ from storage.database import Database, StorageError
 from storage.sql import Queries, Row
 from storage.store import Store
 
-# Parents before children (jobs before the ledger rows that name them; a re-roll names an
-# earlier job, so jobs in id order satisfy their own foreign key).
-TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("meta", ("key", "value")),
-    (
-        "guild_settings",
-        (
-            "guild_id",
-            "allowance",
-            "period",
-            "max_concurrent",
-            "allowed_channels",
-            "enabled_models",
-            "daily_cap",
-            "updated_at",
-        ),
-    ),
-    (
-        "member_quota",
-        ("guild_id", "user_id", "allowance", "unlimited", "blocked", "updated_at"),
-    ),
-    (
-        "jobs",
-        (
-            "id",
-            "guild_id",
-            "channel_id",
-            "user_id",
-            "model",
-            "params",
-            "inputs",
-            "price",
-            "off_peak",
-            "state",
-            "task_id",
-            "progress",
-            "eta",
-            "next_poll_at",
-            "attempts",
-            "card_message_id",
-            "result_url",
-            "result_expires_at",
-            "failure_reason",
-            "delivered_message_id",
-            "reroll_of",
-            "created_at",
-            "updated_at",
-            "finished_at",
-        ),
-    ),
-    (
-        "ledger",
-        (
-            "id",
-            "guild_id",
-            "user_id",
-            "job_id",
-            "kind",
-            "pool",
-            "amount",
-            "actor",
-            "reason",
-            "created_at",
-        ),
-    ),
+# Every table, parents before children (jobs before the ledger rows that name them; a
+# re-roll names an earlier job, so jobs in id order satisfy their own foreign key). Each
+# table's columns are read from the source's schema, so a column added by a migration is
+# copied without being listed here; a test keeps this list equal to the schema's tables.
+TABLES: tuple[str, ...] = (
+    "meta",
+    "guild_settings",
+    "member_quota",
+    "role_allowances",
+    "jobs",
+    "ledger",
 )
 _BATCH_ROWS = 500  # rows per INSERT (PostgreSQL takes at most 32,767 parameters)
 
@@ -144,7 +90,8 @@ async def copy_database(
                 f"the target database already holds data ({listed}); copy-database only "
                 "fills an empty one"
             )
-        for table, columns in TABLES:
+        for table in TABLES:
+            columns = await reader.columns(table)
             async for batch in reader.batches(table, columns):
                 await writer.insert(table, columns, batch)
         for table in ("jobs", "ledger"):
@@ -159,7 +106,7 @@ async def compare(source: Store, target: Store, measure: Measure = all_time_usag
     """Row counts of every table, and `measure` for every member named in the source's
     ledger, on both sides."""
     before, after = await _Tables.of(source).counts(), await _Tables.of(target).counts()
-    tables = [TableCount(name, before[name], after[name]) for name, _ in TABLES]
+    tables = [TableCount(name, before[name], after[name]) for name in TABLES]
     members = [
         MemberCheck(
             guild_id,
@@ -181,10 +128,15 @@ class _Tables(Queries):
 
     async def counts(self) -> dict[str, int]:
         counts = {}
-        for table, _ in TABLES:
+        for table in TABLES:
             row = await self._one(f"SELECT count(*) AS n FROM {table}")
             counts[table] = 0 if row is None else int(row["n"])
         return counts
+
+    async def columns(self, table: str) -> list[str]:
+        """The table's columns, from the (SQLite) source's schema."""
+        rows = await self._all("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))
+        return [str(row["name"]) for row in rows]
 
     async def batches(self, table: str, columns: Sequence[str]) -> AsyncIterator[list[Row]]:
         """The rows in batches: jobs and the ledger by id (never all in memory at once),

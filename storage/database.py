@@ -1,16 +1,15 @@
 """One interface, two backends: what the core holds (`Database`), the errors that stop the
-bot at start, the numbered migrations of each dialect, and `open_database`, which picks the
-backend from `DATABASE_URL`.
+bot at start, and the numbered migrations of each dialect (`storage.opening` picks the
+backend from `DATABASE_URL`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Literal, Protocol, Self
 from urllib.parse import urlsplit
 
@@ -117,34 +116,3 @@ def url_password(url: str) -> str | None:
         return urlsplit(url).password or None
     except ValueError:
         return None
-
-
-async def open_database(
-    url: str | None,
-    path: Path,
-    *,
-    migrations: Sequence[Migration] | None = None,
-    server_settings: Mapping[str, str] | None = None,
-    min_connections: int = 1,
-    max_connections: int = 10,
-) -> Database:
-    """PostgreSQL when `url` (DATABASE_URL) is set, else the SQLite file at `path`; either
-    way open, checked and migrated."""
-    if url:
-        if not is_postgres_url(url):
-            raise StorageError(
-                "DATABASE_URL must be a postgresql://user:password@host:port/dbname URL"
-            )
-        # Imported here: a one-process SQLite bot never loads the PostgreSQL driver.
-        from storage.postgres import PostgresDatabase
-
-        return await PostgresDatabase.open(
-            url,
-            migrations=migrations,
-            server_settings=server_settings,
-            min_connections=min_connections,
-            max_connections=max_connections,
-        )
-    from storage.sqlite import SQLiteDatabase
-
-    return await SQLiteDatabase.open(path, migrations=migrations)

@@ -38,12 +38,14 @@ class GuildQueries(Queries):
 
     async def guild_settings(self, guild_id: int, defaults: GuildDefaults) -> GuildSettings:
         row = await self._one("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        roles = await self.role_allowances(guild_id)
         if row is None:
             return GuildSettings(
                 guild_id=guild_id,
                 allowance=defaults.allowance,
                 period=defaults.period,
                 max_concurrent=defaults.max_concurrent,
+                role_allowances=roles,
             )
         enabled = row["enabled_models"]
         return GuildSettings(
@@ -56,7 +58,34 @@ class GuildQueries(Queries):
             allowed_channels=[int(c) for c in json.loads(row["allowed_channels"])],
             enabled_models=None if enabled is None else [str(m) for m in json.loads(enabled)],
             daily_cap=row["daily_cap"],
+            role_allowances=roles,
         )
+
+    # --- role allowances --------------------------------------------------------------
+
+    async def role_allowances(self, guild_id: int) -> dict[int, int]:
+        rows = await self._all(
+            "SELECT role_id, allowance FROM role_allowances WHERE guild_id = ? ORDER BY role_id",
+            (guild_id,),
+        )
+        return {int(row["role_id"]): int(row["allowance"]) for row in rows}
+
+    async def set_role_allowance(
+        self, guild_id: int, role_id: int, allowance: int, at: datetime
+    ) -> None:
+        await self._write(
+            "INSERT INTO role_allowances (guild_id, role_id, allowance, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, role_id) DO UPDATE SET "
+            "allowance = excluded.allowance, updated_at = excluded.updated_at",
+            (guild_id, role_id, allowance, to_db(at)),
+        )
+
+    async def remove_role_allowance(self, guild_id: int, role_id: int) -> bool:
+        """Whether the role had an allowance here (it has none now)."""
+        removed = await self._write(
+            "DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
+        )
+        return removed > 0
 
     async def update_guild_settings(
         self,

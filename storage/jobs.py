@@ -14,7 +14,8 @@ _ACTIVE = tuple(state.value for state in ACTIVE_STATES)
 _JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, model, params, inputs, price, off_peak, state, task_id, "
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "
-    "failure_reason, delivered_message_id, reroll_of, created_at, updated_at, finished_at"
+    "failure_reason, delivered_message_id, reroll_of, created_at, updated_at, finished_at, "
+    "card_state, delivery_uncertain_at, read_state"
 )
 # Columns a transition may change; anything else about a job is fixed at creation.
 _MUTABLE_JOB_COLUMNS = frozenset(
@@ -31,6 +32,9 @@ _MUTABLE_JOB_COLUMNS = frozenset(
         "failure_reason",
         "delivered_message_id",
         "finished_at",
+        "card_state",
+        "delivery_uncertain_at",
+        "read_state",
     }
 )
 # Ids are signed 64-bit integers in every dialect: a larger number names no job.
@@ -42,10 +46,10 @@ class JobQueries(Queries):
 
     async def insert_job(self, new: NewJob, *, state: JobState, at: datetime) -> Job:
         now = to_db(at)
-        job_id = await self._insert(
+        row = await self._insert_row(
             "INSERT INTO jobs (guild_id, channel_id, user_id, model, params, inputs, price, "
-            "off_peak, state, failure_reason, reroll_of, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "off_peak, state, failure_reason, reroll_of, card_state, created_at, updated_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_JOB_COLUMNS}",
             (
                 new.guild_id,
                 new.channel_id,
@@ -58,13 +62,12 @@ class JobQueries(Queries):
                 state.value,
                 new.failure_reason,
                 new.reroll_of,
+                new.card_state,
                 now,
                 now,
             ),
         )
-        job = await self.get_job(job_id)
-        assert job is not None
-        return job
+        return _job(row)
 
     async def get_job(self, job_id: int, *, for_update: bool = False) -> Job | None:
         """The job; `for_update` locks its row until the transaction ends."""
@@ -82,14 +85,14 @@ class JobQueries(Queries):
         assignments = ", ".join(f"{name} = ?" for name in changes)
         values = [db_value(value) for value in changes.values()]
         sets = f"{assignments}, updated_at = ?" if assignments else "updated_at = ?"
-        count = await self._write(
-            f"UPDATE jobs SET {sets} WHERE id = ?", [*values, to_db(at), job_id]
+        self._check_writable()
+        rows = await self._all(
+            f"UPDATE jobs SET {sets} WHERE id = ? RETURNING {_JOB_COLUMNS}",
+            [*values, to_db(at), job_id],
         )
-        if count != 1:
+        if len(rows) != 1:
             raise LookupError(f"no job {job_id}")
-        job = await self.get_job(job_id)
-        assert job is not None
-        return job
+        return _job(rows[0])
 
     async def count_active_jobs(self, guild_id: int, user_id: int) -> int:
         row = await self._one(
@@ -183,4 +186,7 @@ def _job(row: Row) -> Job:
         created_at=from_db(row["created_at"]),
         updated_at=from_db(row["updated_at"]),
         finished_at=opt_from_db(row["finished_at"]),
+        card_state=row["card_state"],
+        delivery_uncertain_at=opt_from_db(row["delivery_uncertain_at"]),
+        read_state=json.loads(row["read_state"] or "{}"),
     )

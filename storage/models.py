@@ -18,6 +18,9 @@ LedgerKind = Literal[
 ]
 LedgerPool = Literal["period", "bonus"]
 InputKind = Literal["image", "audio"]
+# Whether the job's public card is up: to be posted (or found again), posted, or impossible
+# where the job was made (then its member is told by direct message).
+CardState = Literal["pending", "posted", "none"]
 
 SYSTEM_ACTOR = "system"
 
@@ -100,16 +103,26 @@ class Job(_Record):
     next_poll_at: datetime | None = None
     attempts: int = 0
     card_message_id: int | None = None
+    card_state: CardState = "posted"
     result_url: str | None = None
     result_expires_at: datetime | None = None
     failure_reason: str | None = None
     delivered_message_id: int | None = None
     reroll_of: int | None = None
+    delivery_uncertain_at: datetime | None = None  # a post broke off then: it may have landed
+    read_state: dict[str, Any] = Field(default_factory=dict)  # the read schedule's memory
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
 
-    @field_validator("next_poll_at", "result_expires_at", "created_at", "updated_at", "finished_at")
+    @field_validator(
+        "next_poll_at",
+        "result_expires_at",
+        "delivery_uncertain_at",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    )
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return _require_aware(value)
@@ -128,6 +141,7 @@ class NewJob(_Record):
     off_peak: bool = False
     reroll_of: int | None = None
     failure_reason: str | None = None
+    card_state: CardState = "pending"
 
 
 class LedgerEntry(_Record):
@@ -171,6 +185,9 @@ class GuildSettings(_Record):
     allowed_channels: list[int] = Field(default_factory=list)  # empty: every channel
     enabled_models: list[str] | None = None  # None: every model in the catalog
     daily_cap: int | None = Field(default=None, ge=0)
+    # Allowances per period of roles (role id → credits), instead of `allowance`, for
+    # members holding them; the largest of a member's roles counts.
+    role_allowances: dict[int, int] = Field(default_factory=dict)
 
 
 class MemberQuota(_Record):
@@ -203,8 +220,15 @@ class MemberUsage(_Record):
     bonus_committed: int = 0
 
 
+AllowanceSource = Literal["member", "role", "server"]
+
+
 class Balance(_Record):
     allowance: int | None  # None: unlimited
+    # Where the allowance comes from: the member's own setting, a role (`role_id`), or the
+    # server default.
+    allowance_source: AllowanceSource = "server"
+    allowance_role_id: int | None = None
     blocked: bool
     period: Period
     used: int  # committed + held in this period, after resets

@@ -9,6 +9,7 @@ the times, in every dialect alike.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -62,6 +63,8 @@ def db_value(value: object) -> object:
         return value.value
     if isinstance(value, bool):
         return int(value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return value
 
 
@@ -93,6 +96,14 @@ class Queries:
         """Run a write; returns the number of rows changed."""
         self._check_writable()
         return await self._conn.execute(sql, list(params))
+
+    async def _insert_row(self, sql: str, params: Sequence[object] = ()) -> Row:
+        """Run an `INSERT … RETURNING …`; returns the row it wrote."""
+        self._check_writable()
+        rows = await self._conn.fetch(sql, list(params))
+        if not rows:
+            raise RuntimeError("INSERT returned no row")
+        return rows[0]
 
     async def _insert(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run an `INSERT … RETURNING id`; returns the new row's id."""

@@ -4,7 +4,7 @@ operator's defaults, and a member's balance, each inside the caller's transactio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -46,13 +46,20 @@ class Books:
         return await store.guild_settings(guild_id, self.defaults())
 
     async def balance(
-        self, store: Store, guild: GuildSettings, user_id: int, now: datetime
+        self,
+        store: Store,
+        guild: GuildSettings,
+        user_id: int,
+        now: datetime,
+        role_ids: Iterable[int] = (),
     ) -> Balance:
-        """A member's balance as the ledger says it is now."""
+        """A member's balance as the ledger says it is now; `role_ids` are the roles the
+        member holds (as the platform says), for role allowances."""
         quota = await store.member_quota(guild.guild_id, user_id)
         usage = await store.member_usage(guild.guild_id, user_id, period_start(guild.period, now))
+        allowance = effective_allowance(quota, guild.allowance, guild.role_allowances, role_ids)
         return compute_balance(
-            allowance=effective_allowance(quota, guild.allowance),
+            allowance=allowance,
             blocked=quota.blocked,
             period=guild.period,
             usage=usage,

@@ -2,7 +2,8 @@
 
 Every change is one transaction together with a ledger row naming the moderator, so
 `/quota-admin log` can say who did what and when. Ledger reasons are plain text; a channel
-is written as `{channel:ID}`, which each front end shows its own way (a Discord mention).
+is written as `{channel:ID}` and a role as `{role:ID}`, which each front end shows its own
+way (a Discord mention).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from storage import UNSET, Balance, GuildSettings, LedgerPage, Period, Store, Un
 from storage.models import LedgerKind
 
 MAX_CONCURRENT_LIMIT = 50
+MAX_ROLE_ALLOWANCE = 1_000_000
 TYPICAL_PRICE_SAMPLE = 20
 REASON_MAX_CHARS = 200
+
+Roles = Iterable[int]  # the roles a member holds, as the platform says
 
 # One change to a member's books, made inside the transaction: may update their settings,
 # may refuse; returns the ledger row's amount and reason.
@@ -34,17 +38,23 @@ def channel_ref(channel_id: int) -> str:
     return f"{{channel:{channel_id}}}"
 
 
+def role_ref(role_id: int) -> str:
+    """How a ledger reason names a role (front ends render it)."""
+    return f"{{role:{role_id}}}"
+
+
 class Moderation:
     def __init__(self, books: Books) -> None:
         self._books = books
 
     # --- reading -------------------------------------------------------------------------
 
-    async def balance(self, guild_id: int, user_id: int) -> Balance:
+    async def balance(self, guild_id: int, user_id: int, role_ids: Roles = ()) -> Balance:
+        """A member's balance; `role_ids`: the roles they hold (for role allowances)."""
         now = self._books.now()
         async with self._books.db.read() as store:
             guild = await self._books.guild(store, guild_id)
-            return await self._books.balance(store, guild, user_id, now)
+            return await self._books.balance(store, guild, user_id, now, role_ids)
 
     async def typical_price(self, guild_id: int) -> int:
         """The median price of the guild's recent jobs, else of a default video."""
@@ -70,7 +80,13 @@ class Moderation:
     # --- a member ------------------------------------------------------------------------
 
     async def _member_change(
-        self, guild_id: int, member_id: int, actor_id: int, kind: LedgerKind, change: MemberChange
+        self,
+        guild_id: int,
+        member_id: int,
+        actor_id: int,
+        kind: LedgerKind,
+        change: MemberChange,
+        role_ids: Roles = (),
     ) -> Balance:
         """The one way a member's books change: `change`, its ledger row, and the balance
         that results, in one transaction."""
@@ -88,7 +104,7 @@ class Moderation:
                 reason=reason,
                 at=now,
             )
-            return await self._books.balance(store, guild, member_id, now)
+            return await self._books.balance(store, guild, member_id, now, role_ids)
 
     async def _set_member(
         self, store: Store, guild_id: int, member_id: int, now: datetime, **fields: object
@@ -97,7 +113,12 @@ class Moderation:
         await store.save_member_quota(quota.model_copy(update=fields), now)
 
     async def set_allowance(
-        self, guild_id: int, member_id: int, credits: int | None, actor_id: int
+        self,
+        guild_id: int,
+        member_id: int,
+        credits: int | None,
+        actor_id: int,
+        role_ids: Roles = (),
     ) -> Balance:
         """Override a member's allowance per period: a number, or None for unlimited."""
         if credits is not None and credits < 0:
@@ -109,9 +130,11 @@ class Moderation:
             )
             return credits or 0, f"allowance set to {describe_allowance(credits, guild.period)}"
 
-        return await self._member_change(guild_id, member_id, actor_id, "set", change)
+        return await self._member_change(guild_id, member_id, actor_id, "set", change, role_ids)
 
-    async def clear_allowance(self, guild_id: int, member_id: int, actor_id: int) -> Balance:
+    async def clear_allowance(
+        self, guild_id: int, member_id: int, actor_id: int, role_ids: Roles = ()
+    ) -> Balance:
         """Drop a member's override: they follow the server default again."""
 
         async def change(store: Store, guild: GuildSettings, now: datetime) -> tuple[int, str]:
@@ -119,10 +142,16 @@ class Moderation:
             default = describe_allowance(guild.allowance, guild.period)
             return guild.allowance, f"allowance back to the server default ({default})"
 
-        return await self._member_change(guild_id, member_id, actor_id, "set", change)
+        return await self._member_change(guild_id, member_id, actor_id, "set", change, role_ids)
 
     async def grant_bonus(
-        self, guild_id: int, member_id: int, credits: int, reason: str, actor_id: int
+        self,
+        guild_id: int,
+        member_id: int,
+        credits: int,
+        reason: str,
+        actor_id: int,
+        role_ids: Roles = (),
     ) -> Balance:
         """Add one-time bonus credits (spent after the period allowance; never reset).
 
@@ -141,9 +170,11 @@ class Moderation:
                 raise refusals.NoBonusToTake()
             return amount, why or "bonus removed"
 
-        return await self._member_change(guild_id, member_id, actor_id, "grant", change)
+        return await self._member_change(guild_id, member_id, actor_id, "grant", change, role_ids)
 
-    async def reset_usage(self, guild_id: int, member_id: int, actor_id: int) -> Balance:
+    async def reset_usage(
+        self, guild_id: int, member_id: int, actor_id: int, role_ids: Roles = ()
+    ) -> Balance:
         """Give back this period's committed use (what is still held stays held)."""
 
         async def change(store: Store, guild: GuildSettings, now: datetime) -> tuple[int, str]:
@@ -151,7 +182,7 @@ class Moderation:
             usage = await store.member_usage(guild_id, member_id, since)
             return resettable(usage), "usage of this period reset"
 
-        return await self._member_change(guild_id, member_id, actor_id, "reset", change)
+        return await self._member_change(guild_id, member_id, actor_id, "reset", change, role_ids)
 
     async def block(
         self, guild_id: int, member_id: int, actor_id: int, reason: str = ""
@@ -192,6 +223,34 @@ class Moderation:
 
         reason = f"server default set to {describe_allowance(credits, period)}"
         return await self._guild_change(guild_id, actor_id, credits, reason, change)
+
+    async def set_role_allowance(
+        self, guild_id: int, role_id: int, credits: int, actor_id: int
+    ) -> GuildSettings:
+        """Members holding the role get `credits` per period instead of the server default
+        (the largest of their roles counts; a member's own setting still wins)."""
+        if not 0 <= credits <= MAX_ROLE_ALLOWANCE:
+            raise refusals.OutOfRange("credits", 0, MAX_ROLE_ALLOWANCE)
+
+        async def change(store: Store, now: datetime) -> None:
+            await store.set_role_allowance(guild_id, role_id, credits, now)
+
+        async with self._books.db.read() as store:
+            period = (await self._books.guild(store, guild_id)).period
+        reason = f"role allowance: {role_ref(role_id)} gets {describe_allowance(credits, period)}"
+        return await self._guild_change(guild_id, actor_id, credits, reason, change)
+
+    async def remove_role_allowance(
+        self, guild_id: int, role_id: int, actor_id: int
+    ) -> GuildSettings:
+        """The role no longer has an allowance of its own here."""
+
+        async def change(store: Store, now: datetime) -> None:
+            if not await store.remove_role_allowance(guild_id, role_id):
+                raise refusals.NoRoleAllowance(role_id)
+
+        reason = f"role allowance of {role_ref(role_id)} removed"
+        return await self._guild_change(guild_id, actor_id, 0, reason, change)
 
     async def update_guild_settings(
         self,

@@ -10,10 +10,11 @@ where it was taken.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.models import Balance, MemberQuota, MemberUsage, Period
+from storage.models import AllowanceSource, Balance, MemberQuota, MemberUsage, Period
 
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "none")
 
@@ -77,16 +78,41 @@ def period_key(period: Period, moment: datetime) -> str:
     raise ValueError(f"unknown period {period!r}; choose one of {', '.join(PERIODS)}")
 
 
-def effective_allowance(quota: MemberQuota, guild_allowance: int) -> int | None:
-    """The member's allowance per period: their override, else the guild's; None = unlimited."""
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A member's allowance per period (None: unlimited) and where it comes from."""
+
+    credits: int | None
+    source: AllowanceSource
+    role_id: int | None = None
+
+
+def effective_allowance(
+    quota: MemberQuota,
+    guild_allowance: int,
+    role_allowances: Mapping[int, int] | None = None,
+    role_ids: Iterable[int] = (),
+) -> Allowance:
+    """The member's own setting wins; else the largest allowance of the roles they hold that
+    have one; else the server default."""
     if quota.unlimited:
-        return None
-    return guild_allowance if quota.allowance is None else quota.allowance
+        return Allowance(None, "member")
+    if quota.allowance is not None:
+        return Allowance(quota.allowance, "member")
+    held = [
+        (credits, role)
+        for role, credits in (role_allowances or {}).items()
+        if role in set(role_ids)
+    ]
+    if held:
+        credits, role = max(held)
+        return Allowance(credits, "role", role)
+    return Allowance(guild_allowance, "server")
 
 
 def compute_balance(
     *,
-    allowance: int | None,
+    allowance: int | Allowance | None,
     blocked: bool,
     period: Period,
     usage: MemberUsage,
@@ -97,11 +123,16 @@ def compute_balance(
     `used` can exceed a lowered allowance; the period part of `available` then stays at 0.
     `available` ignores `blocked` (it is what the member gets back when unblocked).
     """
+    if not isinstance(allowance, Allowance):
+        allowance = Allowance(allowance, "server")
     used = max(0, usage.period_held + usage.period_committed - usage.period_reset)
     bonus = max(0, usage.bonus_granted - usage.bonus_held - usage.bonus_committed)
-    available = None if allowance is None else max(0, allowance - used) + bonus
+    credits = allowance.credits
+    available = None if credits is None else max(0, credits - used) + bonus
     return Balance(
-        allowance=allowance,
+        allowance=credits,
+        allowance_source=allowance.source,
+        allowance_role_id=allowance.role_id,
         blocked=blocked,
         period=period,
         used=used,

@@ -172,6 +172,14 @@ class NoModelLeft(Refusal):
 
 
 @dataclass(eq=False)
+class NoRoleAllowance(Refusal):
+    """The role has no allowance of its own to remove."""
+
+    code = RefusalCode.NOT_FOUND
+    role_id: int
+
+
+@dataclass(eq=False)
 class SettingsChanged(Refusal):
     """Another moderator changed the settings between reading and writing them."""
 

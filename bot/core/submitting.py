@@ -65,6 +65,7 @@ class SubmitRequest:
     params: Mapping[str, Any]  # the request fields, as the model's request class takes them
     inputs: Sequence[InputRef] = field(default_factory=tuple)
     reroll_of: int | None = None
+    role_ids: Sequence[int] = ()  # the member's roles, for role allowances
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,12 @@ class Submitting:
             raise refusals.ModelDisabled(spec.name, enabled)
 
     async def quote(
-        self, guild_id: int, user_id: int, model: str, params: Mapping[str, Any]
+        self,
+        guild_id: int,
+        user_id: int,
+        model: str,
+        params: Mapping[str, Any],
+        role_ids: Sequence[int] = (),
     ) -> Quote:
         """The price of a request and the member's balance; spends nothing."""
         prepared = self._prepare(model, params)
@@ -130,7 +136,7 @@ class Submitting:
         async with self._books.db.read() as store:
             guild = await self._books.guild(store, guild_id)
             self._check_model_enabled(guild, prepared.spec)
-            balance = await self._books.balance(store, guild, user_id, now)
+            balance = await self._books.balance(store, guild, user_id, now, role_ids)
         affordable = not balance.blocked and split_hold(prepared.price, balance) is not None
         return Quote(price=prepared.price, balance=balance, affordable=affordable)
 
@@ -165,7 +171,7 @@ class Submitting:
         self._check_model_enabled(guild, prepared.spec)
         if guild.allowed_channels and request.channel_id not in guild.allowed_channels:
             raise refusals.ChannelNotAllowed(tuple(guild.allowed_channels))
-        balance = await self._books.balance(store, guild, request.user_id, now)
+        balance = await self._books.balance(store, guild, request.user_id, now, request.role_ids)
         if balance.blocked:
             raise refusals.Blocked()
         running = await store.count_active_jobs(request.guild_id, request.user_id)
@@ -254,6 +260,7 @@ class Submitting:
         channel_id: int,
         user_id: int,
         refresh_inputs: RefreshInputs,
+        role_ids: Sequence[int] = (),
     ) -> Job:
         """The same request as job `job_id` with a new seed, charged to `user_id`.
 
@@ -284,6 +291,7 @@ class Submitting:
                     params=params,
                     inputs=inputs,
                     reroll_of=original.id,
+                    role_ids=role_ids,
                 )
             )
         finally:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord.attachments import LinkRefresher
+from bot.discord.checks import role_ids_of
 from bot.discord.starting import start_job
 from bot.discord.tree import Guarded
 
@@ -69,5 +70,6 @@ class RerollButton(
                 channel_id=channel_id,
                 user_id=interaction.user.id,
                 refresh_inputs=LinkRefresher(bot.http),
+                role_ids=role_ids_of(interaction.user),
             ),
         )

@@ -10,7 +10,8 @@ from bot.api.models import IMAGE_MIN_SIDE
 from bot.core import refusals as r
 
 MB = 1024 * 1024
-CHANNEL_REF = re.compile(r"\{channel:(\d+)\}")
+REFERENCE = re.compile(r"\{(channel|role):(\d+)\}")
+MENTION = {"channel": "<#{}>", "role": "<@&{}>"}
 # For a refusal added to the core without words here yet; a test keeps this unused.
 UNWORDED = "I can't do that."
 
@@ -23,9 +24,9 @@ def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def channel_mentions(text: str) -> str:
-    """A core text with its `{channel:ID}` references as Discord channel mentions."""
-    return CHANNEL_REF.sub(r"<#\1>", text)
+def mentions(text: str) -> str:
+    """A core text with its `{channel:ID}` and `{role:ID}` references as Discord mentions."""
+    return REFERENCE.sub(lambda m: MENTION[m.group(1)].format(m.group(2)), text)
 
 
 def refusal_text(refusal: r.Refusal) -> str:
@@ -97,6 +98,8 @@ def refusal_text(refusal: r.Refusal) -> str:
             return "This member has no unused bonus credits to take away."
         case r.NoModelLeft():
             return "Enable at least one model (or all of them)."
+        case r.NoRoleAllowance(role_id=role):
+            return f"<@&{role}> has no allowance of its own here; nothing was changed."
         case r.SettingsChanged():
             return (
                 "Another moderator changed these settings just now; nothing was changed. "

@@ -82,6 +82,7 @@ def request(
     channel: int = CHANNEL,
     model: str = "vidu-q3-pro-i2v",
     reroll_of: int | None = None,
+    role_ids: tuple[int, ...] = (),
     **kwargs: Any,
 ) -> SubmitRequest:
     return SubmitRequest(
@@ -92,6 +93,7 @@ def request(
         params=params(**kwargs),
         inputs=[InputRef(kind="image", url=IMAGE, filename="cat.png", content_type="image/png")],
         reroll_of=reroll_of,
+        role_ids=role_ids,
     )
 
 

@@ -1,5 +1,6 @@
 """Property test: random sequences of submissions, results, failures, grants, allowance
-changes, resets and period rollovers never break the money rules.
+changes, role allowances, members' roles, resets and period rollovers never break the
+money rules.
 
 After every step, for every member, the balance the service reports equals an independent
 replay of the ledger rows; no balance is negative; every hold is settled at most once, by
@@ -31,6 +32,7 @@ from tests.shared import T0, Clock
 
 GUILD = 1
 MEMBERS = (10, 11)
+ROLES = (501, 502, 503)
 MOD = 99
 RELEASED = {JobState.FAILED, JobState.REJECTED, JobState.LOST, JobState.EXPIRED}
 CHARGED = {JobState.SUCCEEDED, JobState.DELIVERED, JobState.UNDELIVERABLE}
@@ -77,6 +79,18 @@ class SetAllowance:
 
 
 @dataclass(frozen=True)
+class RoleAllowance:
+    role: int
+    allowance: int | None  # None: the role's allowance is removed
+
+
+@dataclass(frozen=True)
+class MemberRoles:
+    member: int
+    roles: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Reset:
     member: int
 
@@ -114,6 +128,10 @@ steps = st.one_of(
     st.builds(Deliver, pick=st.integers(0, 20), ok=st.booleans()),
     st.builds(Grant, member=members, amount=st.integers(-60, 80).map(lambda n: n or 1)),
     st.builds(SetAllowance, member=members, allowance=st.none() | st.integers(0, 120)),
+    st.builds(
+        RoleAllowance, role=st.sampled_from(ROLES), allowance=st.none() | st.integers(0, 120)
+    ),
+    st.builds(MemberRoles, member=members, roles=st.frozensets(st.sampled_from(ROLES))),
     st.builds(Reset, member=members),
     st.builds(Rollover, hours=st.sampled_from([1, 6, 23, 24, 24 * 7, 24 * 40])),
     st.builds(Housekeeping, recover=st.booleans()),
@@ -163,8 +181,19 @@ class Scenario:
         )
         self.db = db
         self.core = Core.build(db, self.api, self.settings, clock=self.clock)
-        self.allowance: dict[int, int | None] = dict.fromkeys(MEMBERS, 30)
+        # The model of allowances: a member's own setting (absent: none; None: unlimited),
+        # the roles' allowances, and the roles each member holds.
+        self.own: dict[int, int | None] = {}
+        self.role_allowances: dict[int, int] = {}
+        self.roles: dict[int, frozenset[int]] = dict.fromkeys(MEMBERS, frozenset())
         self.quoted: dict[int, int] = {}
+
+    def allowance(self, member: int) -> int | None:
+        """What the member's allowance must be, by the rules, from the model alone."""
+        if member in self.own:
+            return self.own[member]
+        held = [self.role_allowances[r] for r in self.roles[member] if r in self.role_allowances]
+        return max(held) if held else 30
 
     async def jobs(self) -> list[Job]:
         async with self.db.read() as store:
@@ -183,14 +212,15 @@ class Scenario:
                 "resolution": step.resolution,
                 "off_peak": step.off_peak,
             }
-            quote = await core.submitting.quote(GUILD, step.member, step.model, body)
+            roles = tuple(self.roles[step.member])
+            quote = await core.submitting.quote(GUILD, step.member, step.model, body, roles)
             if step.outcome == "reject":
                 self.api.failures.append(bad_request())
             elif step.outcome == "unknown":
                 self.api.failures.append(outcome_unknown())
             try:
                 job = await core.submitting.submit(
-                    SubmitRequest(GUILD, 5, step.member, step.model, body)
+                    SubmitRequest(GUILD, 5, step.member, step.model, body, role_ids=roles)
                 )
             except Refusal as refusal:
                 event(f"refused: {refusal.code}")
@@ -233,7 +263,16 @@ class Scenario:
                 assert step.amount < 0 and refusal.code == "invalid_request"
         elif isinstance(step, SetAllowance):
             await core.moderation.set_allowance(GUILD, step.member, step.allowance, MOD)
-            self.allowance[step.member] = step.allowance
+            self.own[step.member] = step.allowance
+        elif isinstance(step, RoleAllowance):
+            if step.allowance is not None:
+                await core.moderation.set_role_allowance(GUILD, step.role, step.allowance, MOD)
+                self.role_allowances[step.role] = step.allowance
+            elif step.role in self.role_allowances:
+                await core.moderation.remove_role_allowance(GUILD, step.role, MOD)
+                del self.role_allowances[step.role]
+        elif isinstance(step, MemberRoles):
+            self.roles[step.member] = step.roles
         elif isinstance(step, Reset):
             await core.moderation.reset_usage(GUILD, step.member, MOD)
         elif isinstance(step, Rollover):
@@ -251,9 +290,10 @@ class Scenario:
         start = period_start("day", self.clock.now)
         for member in MEMBERS:
             mine = [e for e in entries if e.user_id == member]
-            used, bonus, available = replay_balance(mine, start, self.allowance[member])
-            balance = await self.core.moderation.balance(GUILD, member)
+            used, bonus, available = replay_balance(mine, start, self.allowance(member))
+            balance = await self.core.moderation.balance(GUILD, member, self.roles[member])
             assert (balance.used, balance.bonus, balance.available) == (used, bonus, available)
+            assert balance.allowance == self.allowance(member)
             assert balance.used >= 0 and balance.bonus >= 0 and balance.held >= 0
             assert balance.available is None or balance.available >= 0
         holds: dict[tuple[int | None, str | None], LedgerEntry] = {}

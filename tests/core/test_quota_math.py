@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.core.quota import (
+    Allowance,
     HoldSplit,
     compute_balance,
     day_start,
@@ -158,6 +159,19 @@ def test_compute_balance_from_ledger_sums() -> None:
 
 def test_effective_allowance() -> None:
     base = MemberQuota(guild_id=1, user_id=2)
-    assert effective_allowance(base, 100) == 100
-    assert effective_allowance(base.model_copy(update={"allowance": 5}), 100) == 5
-    assert effective_allowance(base.model_copy(update={"unlimited": True}), 100) is None
+    assert effective_allowance(base, 100) == Allowance(100, "server")
+    own = base.model_copy(update={"allowance": 5})
+    assert effective_allowance(own, 100) == Allowance(5, "member")
+    unlimited = base.model_copy(update={"unlimited": True})
+    assert effective_allowance(unlimited, 100) == Allowance(None, "member")
+
+
+def test_role_allowances_the_largest_counts_and_a_members_own_setting_wins() -> None:
+    base = MemberQuota(guild_id=1, user_id=2)
+    roles = {10: 300, 11: 50, 12: 900}
+    assert effective_allowance(base, 100, roles, [10, 11]) == Allowance(300, "role", 10)
+    assert effective_allowance(base, 100, roles, [11, 12, 99]) == Allowance(900, "role", 12)
+    assert effective_allowance(base, 100, roles, [99]) == Allowance(100, "server")  # no such role
+    assert effective_allowance(base, 100, {10: 0}, [10]) == Allowance(0, "role", 10)
+    own = base.model_copy(update={"allowance": 5})
+    assert effective_allowance(own, 100, roles, [12]) == Allowance(5, "member")

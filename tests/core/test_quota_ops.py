@@ -10,7 +10,7 @@ from jobkit import GUILD, MOD, USER, request, result, words
 
 from bot.core import Core
 from bot.core.refusals import Refusal
-from bot.discord.wording import channel_mentions
+from bot.discord.wording import mentions
 from storage import Database, JobState
 from tests.shared import Clock
 
@@ -56,7 +56,7 @@ async def test_every_moderator_operation_writes_a_row_with_the_moderator_as_acto
     assert reasons[8] == "server default set to 200 credits per month"
     # The core names the channel neutrally; Discord's front end shows it as a mention.
     assert "daily cap: 1000 credits" in reasons[9] and "{channel:5}" in reasons[9]
-    assert "channels: <#5>;" in channel_mentions(reasons[9])
+    assert "channels: <#5>;" in mentions(reasons[9])
     assert entries[8].user_id is None
     settings = await core.moderation.guild_settings(GUILD)
     assert (settings.allowance, settings.period, settings.daily_cap) == (200, "month", 1000)
@@ -271,3 +271,53 @@ async def test_a_settings_change_computed_from_stale_settings_is_refused(
         )
     assert refusal.value.code == "conflict"
     assert (await core.moderation.guild_settings(GUILD)).allowed_channels == [1]
+
+
+async def test_role_allowances_are_moderated_and_written_to_the_ledger(
+    core: Core, db: Database
+) -> None:
+    artists, patrons = 501, 502
+    await core.moderation.set_role_allowance(GUILD, artists, 300, MOD)
+    settings = await core.moderation.set_role_allowance(GUILD, patrons, 900, MOD)
+    assert settings.role_allowances == {artists: 300, patrons: 900}
+
+    balance = await core.moderation.balance(GUILD, USER, [artists])
+    assert (balance.allowance, balance.allowance_source, balance.allowance_role_id) == (
+        300,
+        "role",
+        artists,
+    )
+    both = await core.moderation.balance(GUILD, USER, [artists, patrons])
+    assert (both.allowance, both.allowance_role_id) == (900, patrons)  # the largest counts
+    plain = await core.moderation.balance(GUILD, USER)
+    assert (plain.allowance, plain.allowance_source) == (100, "server")
+
+    # A member's own setting still wins; blocked stays blocked.
+    await core.moderation.set_allowance(GUILD, USER, 20, MOD, [patrons])
+    own = await core.moderation.balance(GUILD, USER, [patrons])
+    assert (own.allowance, own.allowance_source) == (20, "member")
+    await core.moderation.clear_allowance(GUILD, USER, MOD)
+    await core.moderation.block(GUILD, USER, MOD)
+    with pytest.raises(Refusal) as caught:
+        await core.submitting.submit(request(role_ids=(patrons,)))
+    assert caught.value.code == "blocked"
+
+    await core.moderation.remove_role_allowance(GUILD, patrons, MOD)
+    after = await core.moderation.balance(GUILD, USER, [artists, patrons])
+    assert (after.allowance, after.allowance_role_id) == (300, artists)
+    with pytest.raises(Refusal) as caught:
+        await core.moderation.remove_role_allowance(GUILD, patrons, MOD)
+    assert caught.value.code == "not_found"
+    with pytest.raises(Refusal) as caught:
+        await core.moderation.set_role_allowance(GUILD, artists, 1_000_001, MOD)
+    assert caught.value.code == "invalid_request"
+
+    async with db.read() as store:
+        rows = [e for e in await store.ledger_entries(GUILD) if "role" in e.reason]
+    assert [(e.kind, e.user_id, e.actor, e.amount) for e in rows] == [
+        ("default", None, str(MOD), 300),
+        ("default", None, str(MOD), 900),
+        ("default", None, str(MOD), 0),
+    ]
+    assert mentions(rows[0].reason) == "role allowance: <@&501> gets 300 credits per week"
+    assert mentions(rows[2].reason) == "role allowance of <@&502> removed"

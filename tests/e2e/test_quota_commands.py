@@ -54,6 +54,8 @@ async def test_commands_are_guild_only_and_moderator_ones_hidden(world: World) -
         "block",
         "unblock",
         "default",
+        "role",
+        "role-remove",
         "show",
         "log",
     }
@@ -68,6 +70,8 @@ async def test_commands_are_guild_only_and_moderator_ones_hidden(world: World) -
         "block": ["member"],
         "unblock": ["member"],
         "default": ["credits", "period"],
+        "role": ["role", "credits"],
+        "role-remove": ["role"],
         "show": ["member"],
         "log": ["member", "page"],
     }

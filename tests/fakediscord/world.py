@@ -200,6 +200,19 @@ class WorldMixin(ConnectionsMixin):
         )
         return role
 
+    def delete_role(self, guild_id: int, role: FakeRole | int) -> None:
+        """The role is deleted, as Discord does it: gone from the guild and from every member
+        (later interactions no longer list it); the bot gets GUILD_ROLE_DELETE."""
+        guild = self.guilds[guild_id]
+        role_id = role.id if isinstance(role, FakeRole) else int(role)
+        guild.roles.pop(role_id, None)
+        for member in guild.members.values():
+            if role_id in member.role_ids:
+                member.role_ids.remove(role_id)
+        self._dispatch_later(
+            guild_id, "GUILD_ROLE_DELETE", {"guild_id": str(guild_id), "role_id": str(role_id)}
+        )
+
     def add_member(
         self,
         guild_id: int,

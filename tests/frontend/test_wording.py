@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import refusals as r
-from bot.discord.wording import UNWORDED, channel_mentions, refusal_text
+from bot.discord.wording import UNWORDED, mentions, refusal_text
 from tests.shared import T0
 
 # One example of every kind of refusal, with the words it must contain.
@@ -32,6 +32,7 @@ SAMPLES: list[tuple[r.Refusal, list[str]]] = [
     (r.NoBonusToTake(), ["no unused bonus"]),
     (r.NoModelLeft(), ["at least one model"]),
     (r.SettingsChanged(), ["Another moderator"]),
+    (r.NoRoleAllowance(7), ["<@&7> has no allowance"]),
     (r.BadImage("image", "a.gif", "type", content_type="image/gif"), ["a.gif", "image/gif"]),
     (r.BadImage("image", "a.png", "too_big", size=60 * 2**20), ["60.0 MB"]),
     (r.BadImage("image", "a.png", "no_size"), ["could not read the size of `a.png`"]),
@@ -71,6 +72,7 @@ def test_a_refusal_is_its_code_and_facts_in_logs_not_a_sentence() -> None:
     assert str(refusal).startswith("not_enough_credits:") and "30" in str(refusal)
 
 
-def test_channel_references_become_mentions() -> None:
-    assert channel_mentions("channels: {channel:5}, {channel:12}") == "channels: <#5>, <#12>"
-    assert channel_mentions("no channels here {channel:x}") == "no channels here {channel:x}"
+def test_channel_and_role_references_become_mentions() -> None:
+    assert mentions("channels: {channel:5}, {channel:12}") == "channels: <#5>, <#12>"
+    assert mentions("role allowance: {role:7} gets 5") == "role allowance: <@&7> gets 5"
+    assert mentions("no channels here {channel:x}") == "no channels here {channel:x}"

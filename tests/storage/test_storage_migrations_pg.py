@@ -26,7 +26,8 @@ from storage import (
 from storage.postgres import PostgresDatabase, lock_id, numbered_placeholders
 from tests.backends import INTEGRITY_ERRORS, PgSchema, postgres_url
 
-EXPECTED_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
+INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
+EXPECTED_TABLES = INITIAL_TABLES | {"role_allowances"}
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Checks and helpers shared by the command groups."""
+"""Who is asking, and may they: checks and helpers shared by the commands and buttons."""
 
 from __future__ import annotations
 
@@ -47,3 +47,14 @@ async def defer_private(interaction: discord.Interaction[Any]) -> None:
     # SQLite under load can take longer than Discord's 3 s; a deferred answer never times out.
     if not interaction.response.is_done():
         await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+def role_ids_of(user: discord.Member | discord.User) -> tuple[int, ...]:
+    """The roles a member holds here, for role allowances (a User outside a guild: none).
+
+    From the interaction's member data, so no privileged intent is needed; a role deleted
+    from the server is no longer in it, so it stops counting.
+    """
+    if not isinstance(user, discord.Member):
+        return ()
+    return tuple(role.id for role in user.roles if not role.is_default())
