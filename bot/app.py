@@ -88,7 +88,7 @@ def build_bot(
         force_sync=force_sync or sync_only,
         sync_only=sync_only,
     )
-    delivery = build_delivery(bot, resources)
+    bot.delivery = delivery = build_delivery(bot, resources)
     bot.poller = Poller(core.lifecycle, resources.api, delivery, settings)
     return bot
 

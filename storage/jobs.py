@@ -127,12 +127,23 @@ class JobQueries(Queries):
         return [_job(row) for row in rows]
 
     async def deliveries_due(self, now: datetime, limit: int) -> list[Job]:
+        """SUCCEEDED jobs due for a delivery attempt, once their card is settled (a video
+        is posted as a reply to its card)."""
         rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? "
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND card_state <> 'pending' "
             "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
             # Never-scheduled first, in both dialects (PostgreSQL sorts NULLs last by default).
             "ORDER BY next_poll_at NULLS FIRST, id LIMIT ?",
             (JobState.SUCCEEDED.value, to_db(now), limit),
+        )
+        return [_job(row) for row in rows]
+
+    async def cards_pending(self, before: datetime, limit: int) -> list[Job]:
+        """Jobs created before `before` whose card is still to be posted (or found again)."""
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE card_state = 'pending' AND created_at < ? "
+            "ORDER BY created_at LIMIT ?",
+            (to_db(before), limit),
         )
         return [_job(row) for row in rows]
 

@@ -1,8 +1,10 @@
 """The small interface through which the core reaches the chat platform.
 
-The poller speaks of jobs, never of Discord: it tells a `Delivery` that a job changed (so its
-card can be redrawn) and asks it to deliver a finished video. The Discord implementation
-lives in `bot.discord.delivery`; tests may provide their own.
+The poller speaks of jobs, never of Discord: it asks a `Delivery` to put up a job's card,
+tells it that a job changed (so its card can be redrawn) and asks it to deliver a finished
+video. Posting a card and posting a video are both exactly once: a post whose answer was
+lost is found again rather than made twice. The Discord implementation lives in
+`bot.discord.delivery`; tests may provide their own.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ class DeliveryOutcome:
     message_id: int | None = None
     retry_after: float | None = None
     reason: str = ""
+    # A retry after a post that broke off without an answer: it may have landed.
+    maybe_landed: bool = False
 
     @classmethod
     def delivered(cls, message_id: int) -> DeliveryOutcome:
         return cls("delivered", message_id=message_id)
 
     @classmethod
-    def retry(cls, reason: str, after: float | None = None) -> DeliveryOutcome:
-        return cls("retry", retry_after=after, reason=reason)
+    def retry(
+        cls, reason: str, after: float | None = None, *, maybe_landed: bool = False
+    ) -> DeliveryOutcome:
+        return cls("retry", retry_after=after, reason=reason, maybe_landed=maybe_landed)
 
     @classmethod
     def undeliverable(cls, reason: str) -> DeliveryOutcome:
@@ -37,6 +43,12 @@ class DeliveryOutcome:
 
 
 class Delivery(Protocol):
+    async def post_card(self, job: Job, *, first: bool = False) -> DeliveryOutcome:
+        """Put up the job's public card exactly once: `delivered` with its message id (an
+        earlier post of it found again counts), `undeliverable` where it cannot be posted
+        (the member is then told by direct message), or `retry`. `first`: no earlier post
+        can exist, so none is looked for."""
+
     async def job_changed(self, job: Job) -> None:
         """Show the job's new state to its requester (e.g. redraw the job card). Never raises.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from bot.core.books import Books, log_transition
 from bot.core.moves import NEXT_STATES, Decide, Move, clip, credits, lose, span
 from bot.core.refusals import JobNotFound
 from bot.core.results import result_move
+from bot.core.schedule import Memory
 from bot.retry import backoff
 from storage import SYSTEM_ACTOR, Job, JobState, Store
 from storage.models import CHARGED_STATES
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# "Task not found" fails a job only when this many reads in a row say so, the first two
+# answers followed by waits of NOT_FOUND_SPACING and three times that (10 s, 30 s).
+NOT_FOUND_READS = 3
+NOT_FOUND_SPACING = 10.0
 # A SUBMITTING job with no task id is given up this long after its submit timeout, in case
 # it is not in flight here (a second process, a crashed coroutine).
 UNKNOWN_OUTCOME_GRACE = timedelta(seconds=60)
@@ -293,18 +298,40 @@ class Lifecycle:
         )
 
     async def poll_failed(self, job_id: int, error: errors.VideoAPIError) -> Job:
-        """A task-result read failed: TaskNotFound fails the job; anything else backs off."""
+        """A task-result read failed: anything but "task not found" backs off. "Not found"
+        fails the job only when NOT_FOUND_READS reads in a row, spaced out, say so: a service
+        replica lagging behind the one that took the task says it briefly, and failing then
+        would pay for a video nobody receives."""
         s = self._settings
 
         def decide(job: Job, now: datetime) -> Move | None:
             if not job.state.is_active or job.task_id is None:
                 return None
+            memory = Memory.from_json(job.read_state)
             if isinstance(error, errors.TaskNotFoundError):
+                not_found = memory.not_found + 1
+                if not_found >= NOT_FOUND_READS:
+                    return Move(
+                        to=JobState.FAILED,
+                        settle="release",
+                        why="task not found",
+                        changes={"failure_reason": clip(error.member_message)},
+                    )
+                wait = NOT_FOUND_SPACING * 3 ** (not_found - 1)
+                log.info(
+                    "job %s: the service does not know task %s (%d of %d); asking again in %.0f s",
+                    job.id,
+                    job.task_id,
+                    not_found,
+                    NOT_FOUND_READS,
+                    wait,
+                )
+                memory = replace(memory, not_found=not_found)
                 return Move(
-                    to=JobState.FAILED,
-                    settle="release",
-                    why="task not found",
-                    changes={"failure_reason": clip(error.member_message)},
+                    changes={
+                        "read_state": memory.to_json(),
+                        "next_poll_at": now + timedelta(seconds=wait),
+                    }
                 )
             attempts = job.attempts + 1
             retry_after = error.retry_after if isinstance(error, errors.RateLimitError) else None
@@ -331,10 +358,29 @@ class Lifecycle:
 
     # --- delivery ------------------------------------------------------------------------
 
-    async def attach_card(self, job_id: int, message_id: int) -> Job:
+    async def card_posted(self, job_id: int, message_id: int) -> Job:
+        """The job's card is up (or was found again): `message_id` names it."""
         return await self.step(
-            job_id, lambda job, now: Move(changes={"card_message_id": message_id})
+            job_id,
+            lambda job, now: Move(changes={"card_message_id": message_id, "card_state": "posted"}),
         )
+
+    async def no_card(self, job_id: int) -> Job:
+        """The card cannot be posted where the job was made: its member hears of the job by
+        direct message instead (a promise the command makes them)."""
+
+        def decide(job: Job, _now: datetime) -> Move | None:
+            if job.card_state == "posted":
+                return None
+            return Move(changes={"card_state": "none"})
+
+        return await self.step(job_id, decide)
+
+    async def cards_pending(self, *, older_than: float = 0.0, limit: int = 50) -> list[Job]:
+        """Jobs whose card is still to be posted, made at least `older_than` seconds ago."""
+        before = self._books.now() - timedelta(seconds=older_than)
+        async with self._books.db.read() as store:
+            return await store.cards_pending(before, limit)
 
     async def mark_delivered(self, job_id: int, message_id: int) -> Job:
         return await self._finish_delivery(
@@ -373,15 +419,21 @@ class Lifecycle:
 
         return await self.step(job_id, decide)
 
-    async def retry_delivery_later(self, job_id: int, seconds: float) -> Job:
+    async def retry_delivery_later(
+        self, job_id: int, seconds: float, *, maybe_landed: bool = False
+    ) -> Job:
+        """Try the delivery again in `seconds`; `maybe_landed`: the failed post broke off
+        without an answer, so it may be in the channel (remembered from the first time)."""
+
         def decide(job: Job, now: datetime) -> Move | None:
             if job.state is not JobState.SUCCEEDED:
                 return None
-            return Move(
-                changes={
-                    "attempts": job.attempts + 1,
-                    "next_poll_at": now + timedelta(seconds=max(0.0, seconds)),
-                }
-            )
+            changes: dict[str, object] = {
+                "attempts": job.attempts + 1,
+                "next_poll_at": now + timedelta(seconds=max(0.0, seconds)),
+            }
+            if maybe_landed and job.delivery_uncertain_at is None:
+                changes["delivery_uncertain_at"] = now
+            return Move(changes=changes)
 
         return await self.step(job_id, decide)

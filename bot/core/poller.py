@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.api.errors import VideoAPIError
 from bot.core.delivery import DeliveryOutcome
+from bot.core.quota import utcnow
 from bot.retry import backoff
 from storage.models import JobState
 
@@ -45,6 +46,10 @@ DELIVERY_BACKOFF_CAP_SECONDS = 15 * 60.0
 # (1, 2, 4 … 512 s, then every 15 minutes), which outlasts any Discord outage.
 # The video's signed link may expire meanwhile; delivery renews it.
 MAX_DELIVERY_ATTEMPTS = 100
+# A card still to be posted is left to its command this long, then put up by the poller...
+CARD_GRACE_SECONDS = 5.0
+# ...and given up after this long (the member is then told of the job by DM).
+CARD_GIVE_UP_SECONDS = 600.0
 GIVE_UP_REASON = "Posting kept failing; the video is in /video history."
 
 
@@ -75,6 +80,9 @@ class Poller:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Steps that must not be skipped but found their job busy: run when it is free.
         self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
+        # Pending cards whose post failed: when to try again, and how many tries so far.
+        self._card_retry_at: dict[int, float] = {}
+        self._card_tries: dict[int, int] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         # A job is read at most this late: its next poll time is never closer than
@@ -156,6 +164,7 @@ class Poller:
             ("poll due jobs", self._poll_phase),
             ("deliver finished videos", self._delivery_phase),
             ("redraw held-back cards", self._redraw_phase),
+            ("put up pending cards", self._card_phase),
         ):
             try:
                 await phase()
@@ -180,6 +189,41 @@ class Poller:
     async def _redraw_phase(self) -> None:
         for job in self.delivery.redraws_due():
             self._spawn(job.id, self.delivery.job_changed, job)
+
+    async def _card_phase(self) -> None:
+        # Cards whose post broke off, or whose process stopped before recording them. A
+        # card being posted by its command right now is left to it for a few seconds.
+        now = time.monotonic()
+        for job in await self.lifecycle.cards_pending(older_than=CARD_GRACE_SECONDS):
+            if self._card_retry_at.get(job.id, 0.0) <= now:
+                self._spawn(job.id, self.post_card, job)
+
+    async def post_card(self, job: Job) -> None:
+        """Find the job's card again or post it; where it cannot be, tell by DM instead."""
+        outcome = await self.delivery.post_card(job)
+        if outcome.kind == "retry":
+            tries = self._card_tries.get(job.id, 0) + 1
+            age = (utcnow() - job.created_at).total_seconds()
+            if age < CARD_GIVE_UP_SECONDS:
+                self._card_tries[job.id] = tries
+                delay = delivery_delay(tries - 1, 1.0, outcome.retry_after)
+                self._card_retry_at[job.id] = time.monotonic() + delay
+                log.info(
+                    "job %s: card not up yet (%s); next try in %.0f s",
+                    job.id,
+                    outcome.reason,
+                    delay,
+                )
+                return
+            log.warning("job %s: card could not be posted for %.0f s; telling by DM", job.id, age)
+        self._card_tries.pop(job.id, None)
+        self._card_retry_at.pop(job.id, None)
+        if outcome.kind == "delivered" and outcome.message_id is not None:
+            job = await self.lifecycle.card_posted(job.id, outcome.message_id)
+        else:
+            job = await self.lifecycle.no_card(job.id)
+        # Draw the state the job has now (it may have moved since the card was posted).
+        await self.delivery.job_changed(job)
 
     async def run_once(self) -> None:
         """One tick, waiting for all the work it started (tests drive the poller with it)."""
@@ -267,7 +311,9 @@ class Poller:
                 outcome.reason,
                 delay,
             )
-            await self.lifecycle.retry_delivery_later(job.id, delay)
+            await self.lifecycle.retry_delivery_later(
+                job.id, delay, maybe_landed=outcome.maybe_landed
+            )
             return
         await self.delivery.job_changed(job)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.api import errors
 from bot.core.moves import Move, clip
+from bot.core.schedule import Memory
 from storage import Job, JobState
 
 if TYPE_CHECKING:
@@ -28,6 +30,16 @@ def result_move(job: Job, result: TaskResult, now: datetime, settings: Settings)
     """The move a task result makes; None for a job it no longer concerns."""
     if not job.state.is_active or job.task_id is None:
         return None
+    move = _result_move(job, result, now, settings)
+    memory = Memory.from_json(job.read_state)
+    if memory.not_found:
+        # The service knows the task after all: a later "not found" starts counting anew.
+        memory = replace(memory, not_found=0)
+        move = replace(move, changes={**move.changes, "read_state": memory.to_json()})
+    return move
+
+
+def _result_move(job: Job, result: TaskResult, now: datetime, settings: Settings) -> Move:
     video = result.video
     if result.succeeded and video is not None and video.video_url:
         expires = now + timedelta(seconds=video.video_url_ttl) if video.video_url_ttl else None

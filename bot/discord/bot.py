@@ -24,6 +24,7 @@ from bot.discord.tree import VideoCommandTree
 
 if TYPE_CHECKING:
     from bot.core import Core
+    from bot.core.delivery import Delivery
     from bot.core.poller import Poller
     from bot.core.videos import Videos
     from bot.settings import Settings
@@ -73,6 +74,7 @@ class VideoBot(commands.Bot):
         self.force_sync = force_sync
         self.sync_only = sync_only
         self.poller: Poller | None = None
+        self.delivery: Delivery | None = None
         # What each guild accepts per file, as its latest interaction said (boosts change it).
         self.upload_limits: dict[int, int] = {}
         self._poller_task: asyncio.Task[None] | None = None

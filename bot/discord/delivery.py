@@ -42,9 +42,14 @@ HISTORY_SCAN_LIMIT = 1000
 # Where the finish time is unknown (a job finished by an older version): the newest few.
 HISTORY_SCAN_FALLBACK = 50
 # How the bot's own messages about job {id} are found again in a channel's or DM's history
-# ("job #1" must not match "job #12").
+# ("job #1" must not match "job #12"): the video post and the ending by DM in their text,
+# the card in its embed's title.
 DELIVERY_MARKER = r"\bjob #{id}(?![0-9])"
 ENDING_MARKER = r"\bjob #{id} ended:"
+CARD_MARKER = r"^Video job #{id} ·"
+# Discord de-duplicates a nonce for about five minutes; past that only history can tell
+# whether a post that broke off landed (this margin short of it, to be safe).
+NONCE_WINDOW = dt.timedelta(minutes=4)
 
 
 class DiscordDelivery:
@@ -76,11 +81,42 @@ class DiscordDelivery:
 
     # --- job cards ------------------------------------------------------------------------
 
+    async def post_card(self, job: Job, *, first: bool = False) -> DeliveryOutcome:
+        channel = self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        if not first:
+            try:
+                earlier = await self._find_earlier_post(
+                    channel, job, since=job.created_at, marker=CARD_MARKER, in_embed=True
+                )
+            except DISCORD_FAILURES as error:
+                failure = classify(error)
+                if failure.kind in ("gone", "forbidden"):
+                    return DeliveryOutcome.undeliverable(failure.detail)
+                return DeliveryOutcome.retry(failure.detail, after=failure.retry_after)
+            if earlier is not None:
+                log.info("job %s: card found again as message %s", job.id, earlier)
+                return DeliveryOutcome.delivered(earlier)
+        try:
+            card = await channel.send(
+                embed=job_card(job),
+                allowed_mentions=discord.AllowedMentions.none(),
+                # Discord hands back the card that landed if an answer was lost in the way.
+                nonce=f"vidu-card-{job.id}",
+            )
+        except DISCORD_FAILURES as error:
+            failure = classify(error)
+            log.info("job %s: card not posted (%s)", job.id, failure.detail)
+            if failure.kind in ("gone", "forbidden"):
+                return DeliveryOutcome.undeliverable(failure.detail)
+            return DeliveryOutcome.retry(failure.detail, after=failure.retry_after)
+        return DeliveryOutcome.delivered(card.id)
+
     async def job_changed(self, job: Job) -> None:
         if job.card_message_id is None:
-            # No card to show it on (its post failed): an ending that gave the credits back
-            # is told by DM, or the member would never hear of it.
-            if job.state in RELEASED_STATES:
+            # No card to show it on: while it is still to be posted, the posting draws the
+            # job as it is then. Where there can be no card, an ending that gave the
+            # credits back is told by DM, as the member was promised.
+            if job.card_state == "none" and job.state in RELEASED_STATES:
                 await self._tell_ending_by_dm(job)
             return
         now = time.monotonic()
@@ -125,7 +161,9 @@ class DiscordDelivery:
         text = f"Your video job #{job.id} ended: {title}.\n{what_happened(job)}"
         try:
             dm = await self._client.create_dm(discord.Object(job.user_id))
-            earlier = await self._find_earlier_post(dm, job, marker=ENDING_MARKER)
+            earlier = await self._find_earlier_post(
+                dm, job, since=job.finished_at, marker=ENDING_MARKER
+            )
             if earlier is None:
                 await dm.send(
                     text,
@@ -168,9 +206,14 @@ class DiscordDelivery:
 
     async def deliver(self, job: Job) -> DeliveryOutcome:
         # How many attempts are made, and how far apart, is the poller's business.
+        if job.card_state == "none":
+            # The member was told the job would reach them by direct message.
+            return await self._deliver_by_dm(job, "I could not post its card in your channel.")
         channel = self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
-            earlier = await self._find_earlier_post(channel, job, after=job.card_message_id)
+            earlier = await self._find_earlier_post(
+                channel, job, after=job.card_message_id, since=job.finished_at
+            )
         except DISCORD_FAILURES as error:
             failure = classify(error)
             if failure.kind == "gone":
@@ -179,7 +222,14 @@ class DiscordDelivery:
                 return DeliveryOutcome.retry(
                     f"{failure.detail} while checking history", after=failure.retry_after
                 )
-            earlier = None  # no Read Message History here: the message nonce still guards
+            uncertain = job.delivery_uncertain_at
+            if uncertain is not None and utcnow() - uncertain > NONCE_WINDOW:
+                # An earlier post broke off and may be in the channel; without Read Message
+                # History nothing can tell, and the nonce no longer guards: never post twice.
+                return await self._deliver_by_dm(
+                    job, "I could not check whether it reached your channel, so here it is."
+                )
+            earlier = None  # the nonce still guards a repeat this soon
         if earlier is not None:
             log.info("job %s: already posted as message %s", job.id, earlier)
             return DeliveryOutcome.delivered(earlier)
@@ -203,7 +253,9 @@ class DiscordDelivery:
                 return await self._deliver_by_dm(job, "I could not post in the channel you used.")
             # The post may have landed: the next attempt finds it (history) or Discord
             # hands it back (nonce) instead of posting it twice.
-            return DeliveryOutcome.retry(failure.detail, after=failure.retry_after)
+            return DeliveryOutcome.retry(
+                failure.detail, after=failure.retry_after, maybe_landed=failure.maybe_landed
+            )
         finally:
             if download is not None:
                 with contextlib.suppress(OSError):
@@ -255,16 +307,19 @@ class DiscordDelivery:
         channel: discord.abc.Messageable,
         job: Job,
         after: int | None = None,
+        since: dt.datetime | None = None,
         marker: str = DELIVERY_MARKER,
+        *,
+        in_embed: bool = False,
     ) -> int | None:
-        """A post of this job's video (or, with ENDING_MARKER, of its ending) made before a
-        crash, if there is one.
+        """A post about this job made before a crash or a lost answer, if there is one: its
+        video (DELIVERY_MARKER), its ending by DM (ENDING_MARKER) or its card (CARD_MARKER,
+        `in_embed`: the card's title is in its embed).
 
         The nonce stops a repeat within Discord's few-minute window; this check covers a
-        retry or restart that comes later than that. It reads the messages since the job
-        finished (an earlier post cannot be older), however busy the channel was before.
-        Only the bot's own posts about the job name it in their text (the card's title is
-        in its embed).
+        retry or restart that comes later than that. It reads the messages since `since`
+        (an earlier post cannot be older), however busy the channel was before. Only the
+        bot's own posts about the job name it.
         """
         me = self._client.user
         if me is None:
@@ -272,21 +327,25 @@ class DiscordDelivery:
         pattern = re.compile(marker.format(id=job.id))
         start: int | None = after
         limit = HISTORY_SCAN_FALLBACK
-        if job.finished_at is not None:
-            since = discord.utils.time_snowflake(job.finished_at - HISTORY_MARGIN)
-            start = max(start or 0, since)
+        if since is not None:
+            start = max(start or 0, discord.utils.time_snowflake(since - HISTORY_MARGIN))
             limit = HISTORY_SCAN_LIMIT
         # From `start` on, oldest first; without one, the newest `limit` messages.
         history = channel.history(limit=limit, after=discord.Object(start) if start else None)
         async for message in history:
-            if message.author.id == me.id and pattern.search(message.content):
+            if message.author.id != me.id:
+                continue
+            texts = (
+                [embed.title or "" for embed in message.embeds] if in_embed else [message.content]
+            )
+            if any(pattern.search(text) for text in texts):
                 return message.id
         return None
 
     async def _deliver_by_dm(self, job: Job, why: str) -> DeliveryOutcome:
         try:
             dm = await self._client.create_dm(discord.Object(job.user_id))
-            earlier = await self._find_earlier_post(dm, job)
+            earlier = await self._find_earlier_post(dm, job, since=job.finished_at)
             if earlier is not None:
                 return DeliveryOutcome.delivered(earlier)
             message = await dm.send(

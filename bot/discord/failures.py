@@ -39,6 +39,9 @@ class Failure:
     kind: FailureKind
     detail: str  # for logs: status and code, or the connection error's class and message
     retry_after: float | None = None
+    # The request may have done its work though no answer said so (a connection that
+    # broke, a 5xx): a post may be in the channel. Never for a 4xx, which did nothing.
+    maybe_landed: bool = False
 
 
 def classify(error: BaseException) -> Failure:
@@ -54,9 +57,10 @@ def classify(error: BaseException) -> Failure:
         if error.status == 403:
             return Failure("forbidden", detail)
         headers = getattr(error.response, "headers", None) or {}
-        return Failure("retry", detail, parse_retry_after(headers.get("Retry-After")))
+        after = parse_retry_after(headers.get("Retry-After"))
+        return Failure("retry", detail, after, maybe_landed=error.status >= 500)
     if isinstance(error, CONNECTION_ERRORS):
         # Never the error's repr: an aiohttp error's repr carries the request headers,
         # and with them the bot token.
-        return Failure("retry", f"no answer from Discord ({describe(error)})")
+        return Failure("retry", f"no answer from Discord ({describe(error)})", maybe_landed=True)
     raise TypeError(f"not a Discord failure: {type(error).__name__}") from error

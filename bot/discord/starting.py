@@ -4,14 +4,14 @@ and tell the member what happened."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot.discord.cards import job_card, waiting_text
-from bot.discord.failures import DISCORD_FAILURES, classify
+from bot.discord.cards import waiting_text
 from bot.discord.tree import UserFacingError
 from storage.models import Job, JobState
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from bot.discord.bot import VideoBot
 
 log = logging.getLogger(__name__)
+
+# Quick tries of a card post that broke off (the same nonce each time: no duplicate).
+CARD_RETRY_PAUSES = (0.5, 1.5)
 
 
 def check_can_post(interaction: discord.Interaction[VideoBot]) -> None:
@@ -66,6 +69,7 @@ async def start_job(
     card_link = await post_card(interaction, job)
     if bot.poller is not None:
         bot.poller.wake()
+    card_state = (await bot.core.lifecycle.get_job(job.id) or job).card_state
     lines = [f"Job #{job.id} is on its way: {job.price} credits held."]
     try:
         balance = await bot.core.moderation.balance(interaction.guild_id, interaction.user.id)
@@ -76,11 +80,12 @@ async def start_job(
     waiting = waiting_text(job)
     if waiting is not None:
         lines.append(f"{job.failure_reason or ''} {waiting}".strip())
-    lines.append(
-        f"Follow it on its card: {card_link}"
-        if card_link
-        else "I could not put up its card here, so I will tell you by direct message."
-    )
+    if card_link:
+        lines.append(f"Follow it on its card: {card_link}")
+    elif card_state == "none":
+        lines.append("I could not put up its card here, so I will tell you by direct message.")
+    else:
+        lines.append("Its card will appear in this channel in a moment.")
     try:
         await interaction.followup.send("\n".join(lines), ephemeral=True)
     except discord.HTTPException:
@@ -89,21 +94,30 @@ async def start_job(
 
 
 async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str | None:
-    """Put up the job's public card; None if it could not be posted."""
+    """Put up the job's public card (a couple of quick tries); its link, or None.
+
+    A card whose post breaks off may have landed: each try carries the same nonce, so
+    Discord hands back the card that landed. One that still cannot be confirmed stays
+    pending and the poller finds it again (or posts it) shortly.
+    """
     bot = interaction.client
-    channel = interaction.channel
-    if not isinstance(channel, discord.abc.Messageable):
+    delivery, lifecycle = bot.delivery, bot.core.lifecycle
+    if delivery is None:
         return None
-    try:
-        card = await channel.send(embed=job_card(job))
-    except DISCORD_FAILURES as error:
-        log.info(
-            "job %s: no card in channel %s (%s)", job.id, job.channel_id, classify(error).detail
-        )
+    outcome = await delivery.post_card(job, first=True)
+    for pause in CARD_RETRY_PAUSES:
+        if outcome.kind != "retry":
+            break
+        await asyncio.sleep(max(pause, outcome.retry_after or 0.0))
+        outcome = await delivery.post_card(job, first=True)
+    if outcome.kind == "undeliverable":
+        await lifecycle.no_card(job.id)
         return None
-    attached = await bot.core.lifecycle.attach_card(job.id, card.id)
+    if outcome.kind == "retry" or outcome.message_id is None:
+        return None
+    posted = await lifecycle.card_posted(job.id, outcome.message_id)
     # The poller may have moved the job while the card was being posted, before it had a
     # card to draw on: draw the state it has now.
-    if attached.state is not job.state and bot.poller is not None:
-        bot.poller.announce(attached)
-    return card.jump_url
+    if posted.state is not job.state and bot.poller is not None:
+        bot.poller.announce(posted)
+    return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{outcome.message_id}"

@@ -130,9 +130,10 @@ async def test_a_forgotten_task_fails_the_job(
     job = await live.submitting.submit(request())
     assert job.task_id is not None
     sim.forget_task(job.task_id)
-    with pytest.raises(errors.TaskNotFoundError) as caught:
-        await real_api.task_result(job.task_id)
-    failed = await live.lifecycle.poll_failed(job.id, caught.value)
+    for _ in range(3):  # "not found" is believed only when said three times in a row
+        with pytest.raises(errors.TaskNotFoundError) as caught:
+            await real_api.task_result(job.task_id)
+        failed = await live.lifecycle.poll_failed(job.id, caught.value)
     assert failed.state is JobState.FAILED
     assert (await live.moderation.balance(GUILD, USER)).held == 0
 

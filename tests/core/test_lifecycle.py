@@ -36,7 +36,15 @@ async def test_success_commits_the_hold_and_stores_the_result(
     assert await ledger_kinds(db, job.id) == [("hold", "period", 30), ("commit", "period", 30)]
     balance = await core.moderation.balance(GUILD, USER)
     assert (balance.used, balance.held, balance.available) == (30, 0, 70)
+    # The video waits for its card (it is posted as a reply to it)...
+    assert await core.lifecycle.pending_deliveries() == []
+    await core.lifecycle.card_posted(job.id, 5555)
     assert [j.id for j in await core.lifecycle.pending_deliveries()] == [job.id]
+    # ...or goes out by DM where the card cannot be posted.
+    other = await core.submitting.submit(request())
+    await core.lifecycle.apply_result(other.id, result("SUCCEED"))
+    assert (await core.lifecycle.no_card(other.id)).card_state == "none"
+    assert {j.id for j in await core.lifecycle.pending_deliveries()} == {job.id, other.id}
 
 
 async def test_apply_result_is_idempotent(core: Core, db: Database, clock: Clock) -> None:
@@ -135,9 +143,20 @@ async def test_poll_errors_back_off_and_task_not_found_fails(core: Core, clock: 
     assert limited.next_poll_at == clock.now + timedelta(seconds=120)
     reset = await core.lifecycle.apply_result(job.id, result("PROCESSING"))
     assert reset.attempts == 0
-    gone = await core.lifecycle.poll_failed(
-        job.id, errors.TaskNotFoundError(404, "TASK_NOT_FOUND", "no such task")
-    )
+    not_found = errors.TaskNotFoundError(404, "TASK_NOT_FOUND", "no such task")
+    # One "not found" is not believed at once (a lagging replica says it briefly)...
+    for count, wait in ((1, 10), (2, 30)):
+        asked = await core.lifecycle.poll_failed(job.id, not_found)
+        assert asked.state is JobState.PROCESSING, count
+        assert asked.next_poll_at == clock.now + timedelta(seconds=wait)
+        assert asked.read_state["not_found"] == count
+    # ...a good read in between starts the count again...
+    found = await core.lifecycle.apply_result(job.id, result("PROCESSING"))
+    assert "not_found" not in found.read_state
+    for _ in range(2):
+        assert (await core.lifecycle.poll_failed(job.id, not_found)).state.is_active
+    # ...and the third in a row fails the job, returning the credits.
+    gone = await core.lifecycle.poll_failed(job.id, not_found)
     assert gone.state is JobState.FAILED
     assert gone.failure_reason == errors.REASON_MEMBER_MESSAGES["TASK_NOT_FOUND"]
     assert (await core.moderation.balance(GUILD, USER)).held == 0
@@ -147,8 +166,10 @@ async def test_poll_errors_back_off_and_task_not_found_fails(core: Core, clock: 
 
 async def test_delivery_outcomes(core: Core, clock: Clock) -> None:
     job = await core.submitting.submit(request())
-    card = await core.lifecycle.attach_card(job.id, 5555)
-    assert card.card_message_id == 5555
+    assert job.card_state == "pending" and job.card_message_id is None
+    card = await core.lifecycle.card_posted(job.id, 5555)
+    assert (card.card_message_id, card.card_state) == (5555, "posted")
+    assert (await core.lifecycle.no_card(job.id)).card_state == "posted"  # a posted card stays
     await core.lifecycle.apply_result(job.id, result("SUCCEED"))
     later = await core.lifecycle.retry_delivery_later(job.id, 30)
     assert later.attempts == 1 and later.next_poll_at == clock.now + timedelta(seconds=30)
@@ -249,6 +270,7 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
                     params={"images": ["https://x.example/a.png"]},
                     inputs=[InputRef(kind="image", url="https://x.example/a.png")],
                     price=10,
+                    card_state="posted",
                 ),
                 state=JobState.SUBMITTING,
                 at=now,

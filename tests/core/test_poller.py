@@ -88,7 +88,13 @@ class StubService:
         self.given_up.append((job_id, reason))
         return job(job_id, JobState.UNDELIVERABLE)
 
-    async def retry_delivery_later(self, job_id: int, seconds: float) -> Job:
+    async def cards_pending(self, *, older_than: float = 0.0, limit: int = 50) -> list[Job]:
+        self._maybe_fail("cards_pending")
+        return []
+
+    async def retry_delivery_later(
+        self, job_id: int, seconds: float, *, maybe_landed: bool = False
+    ) -> Job:
         self.retries.append((job_id, seconds))
         return job(job_id, JobState.SUCCEEDED)
 

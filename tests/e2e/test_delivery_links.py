@@ -30,7 +30,7 @@ async def test_an_expiring_link_is_renewed_before_posting(world: World) -> None:
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=0.2, video_ttl="1")])
 async def test_a_link_that_cannot_be_renewed_ends_undeliverable(world: World) -> None:
     # Uploads fail until the service has forgotten the task, then the link can't be renewed.
-    world.fake.fail("POST /channels/*/messages", 503, times=None)
+    world.fake.fail("POST /channels/*/messages", 503, times=None, when=lambda r: bool(r.files))
     await world.slash("video animate", attachments={"image": image()})
     job = await world.wait_job(1, lambda j: j.state is JobState.SUCCEEDED)
     world.sim.forget_task(job.task_id or "")

@@ -201,7 +201,16 @@ async def test_due_and_active_queries(db: Database, t0: datetime) -> None:
         )
         await store.update_job(c.id, t0, state=JobState.SUCCEEDED, task_id="tc", next_poll_at=t0)
         assert [j.id for j in await store.jobs_due(t0, 10)] == [a.id]
+        # A finished video waits for its card: it is posted as a reply to it.
+        assert await store.deliveries_due(t0, 10) == []
+        assert [j.id for j in await store.cards_pending(t0 + timedelta(seconds=1), 10)] == [
+            a.id,
+            b.id,
+            c.id,
+        ]
+        await store.update_job(c.id, t0, card_state="posted", card_message_id=99)
         assert [j.id for j in await store.deliveries_due(t0, 10)] == [c.id]
+        assert c.id not in [j.id for j in await store.cards_pending(t0 + timedelta(seconds=1), 10)]
         assert await store.count_active_jobs(1, 10) == 2
         assert await store.count_active_jobs(1, 11) == 0
         assert [j.id for j in await store.member_jobs(1, 10, 10)] == [b.id, a.id]
@@ -212,8 +221,8 @@ async def test_finished_videos_never_scheduled_are_delivered_first(
 ) -> None:
     """NULL sorts first in both dialects (PostgreSQL puts it last unless told)."""
     async with db.transaction() as store:
-        a = await store.insert_job(new_job(), state=JobState.SUBMITTING, at=t0)
-        b = await store.insert_job(new_job(), state=JobState.SUBMITTING, at=t0)
+        a = await store.insert_job(new_job(card_state="none"), state=JobState.SUBMITTING, at=t0)
+        b = await store.insert_job(new_job(card_state="none"), state=JobState.SUBMITTING, at=t0)
         await store.update_job(
             a.id, t0, state=JobState.SUCCEEDED, task_id="ta", next_poll_at=t0 - timedelta(hours=1)
         )
