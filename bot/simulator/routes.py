@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -139,8 +139,9 @@ async def simulate(request: web.Request, handler: Any) -> web.StreamResponse:
     if state.config.latency:
         await asyncio.sleep(state.config.latency)
     route = route_of(request)
-    fault = state.take_fault(route)
-    if fault is not None:
+    fault = state.take_fault(route) or state.draw_random_fault(route)
+    drawn_hang = fault if fault is not None and fault.kind == "hang_after_accept" else None
+    if fault is not None and drawn_hang is None:
         answer = await apply_fault(request, state, fault)
         if answer is not None:
             return answer
@@ -149,7 +150,18 @@ async def simulate(request: web.Request, handler: Any) -> web.StreamResponse:
         if refusal is not None:
             return refusal
     response: web.StreamResponse = await handler(request)
+    if drawn_hang is not None and response.status < 300:
+        # A hang drawn at random: the task was created, the answer never comes.
+        await hang_up(request, state, drawn_hang.seconds)
     return response
+
+
+async def hang_up(request: web.Request, state: SimulatorState, seconds: float) -> NoReturn:
+    """Keep the client waiting (`seconds`, else the config's hang time), then drop it."""
+    await state.hang(seconds or state.config.hang_seconds)
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -199,10 +211,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     hang = state.take_fault("submit", hang=True)
     if hang is not None:
         # The task exists (and would be billed), but the answer never comes.
-        await state.hang(hang.seconds or config.hang_seconds)
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError
+        await hang_up(request, state, hang.seconds)
     return web.json_response({"task_id": task.task_id})
 
 
