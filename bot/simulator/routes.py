@@ -1,7 +1,7 @@
 """The simulator's HTTP face: the middleware and the submission and Task Result handlers.
 
-The middleware records every request, applies the configured latency and the next injected
-fault, then checks the API key and the server-side rate limit like the real service; the
+The middleware records every request (and, once answered, its status), applies the
+configured latency and the next injected fault, then checks the API key and the server-side rate limit like the real service; the
 handlers validate bodies against the endpoints' request models and answer the documented
 shapes (`{"task_id"}`, the Task Result body, error bodies).
 
@@ -65,23 +65,23 @@ def route_of(request: web.Request) -> Route:
     return "submit"
 
 
-async def record(request: web.Request, state: SimulatorState) -> None:
+async def record(request: web.Request, state: SimulatorState) -> RecordedRequest:
     body = await request.read()
     try:
         parsed = json.loads(body) if body else None
     except ValueError:
         parsed = None
-    state.requests.append(
-        RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers=dict(request.headers),
-            json=parsed,
-            body=body,
-            at=time.monotonic(),
-        )
+    recorded = RecordedRequest(
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        headers=dict(request.headers),
+        json=parsed,
+        body=body,
+        at=time.monotonic(),
     )
+    state.requests.append(recorded)
+    return recorded
 
 
 async def apply_fault(
@@ -135,7 +135,14 @@ def check_access(request: web.Request, state: SimulatorState) -> web.Response | 
 @web.middleware
 async def simulate(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    await record(request, state)
+    recorded = await record(request, state)
+    response = await answer(request, handler, state)
+    recorded.status = response.status  # not reached when the request is dropped or hangs
+    return response
+
+
+async def answer(request: web.Request, handler: Any, state: SimulatorState) -> web.StreamResponse:
+    """The answer to a recorded request: after the latency, a fault's, or the handler's."""
     if state.config.latency:
         await asyncio.sleep(state.config.latency)
     route = route_of(request)

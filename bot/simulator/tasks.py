@@ -148,6 +148,7 @@ class RecordedRequest:
     json: Any
     body: bytes
     at: float  # time.monotonic()
+    status: int | None = None  # the status answered; None: not (yet) answered, or dropped
 
 
 @dataclass(frozen=True)
