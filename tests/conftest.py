@@ -34,3 +34,13 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        choices=("small", "full"),
+        default=None,
+        help="tests/drills/test_soak.py: 'full' adds the 300-job soak to the small one that "
+        "always runs (also VIDU_SOAK=full)",
+    )
