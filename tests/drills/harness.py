@@ -12,7 +12,7 @@ serves (so several processes can run at once, one gateway shard each):
     await bot.kill()                                 # SIGKILL: no clean-up of any kind
     await cluster.start(bot)                         # same database, same settings
     await cluster.settle()                           # every job terminal, nothing moving
-    report = await check(cluster)                    # tests/drills/checks.py
+    report = await cluster.check()                   # tests/drills/checks.py
 
 Every process is killed when the cluster closes (the fixture's finalizer), whatever
 happened; `log_tails()` is what a failing test prints.
@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 from bot.simulator import Simulator
 from storage import Database
 from storage.models import Job, JobState
+from tests.drills.checks import Report, check
 from tests.e2e.conftest import image
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 
@@ -199,6 +200,7 @@ class Cluster:
         workdir: Path,
         *,
         settings: Mapping[str, str] | None = None,
+        open_database: Callable[[], Awaitable[Database]] | None = None,
     ) -> None:
         self.fake = fake
         self.sim = sim
@@ -206,6 +208,9 @@ class Cluster:
         self.database_path = workdir / "bot.sqlite3"
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.bots: dict[str, BotProcess] = {}
+        # How the test opens the bots' database: the SQLite file by default; a cluster on
+        # PostgreSQL (DATABASE_URL in `settings`) passes its own.
+        self._open_database = open_database or self._open_sqlite
         self._db: Database | None = None
 
     # --- the world ----------------------------------------------------------------------
@@ -324,15 +329,23 @@ class Cluster:
     # --- the database -------------------------------------------------------------------
 
     async def database(self) -> Database:
-        """The bots' database, opened once by the test (after a bot created and migrated it).
-
-        A SQLite file in WAL mode: the test reads committed rows while bots write.
-        """
+        """The bots' database, opened once by the test (after a bot created and migrated it)."""
         if self._db is None:
-            if not self.database_path.exists():
-                raise RuntimeError("no database yet: start a bot first")
-            self._db = await Database.open(self.database_path)
+            self._db = await self._open_database()
         return self._db
+
+    async def _open_sqlite(self) -> Database:
+        # WAL mode: the test reads committed rows while bots write.
+        if not self.database_path.exists():
+            raise RuntimeError("no database yet: start a bot first")
+        return await Database.open(self.database_path)
+
+    async def check(self) -> Report:
+        """The shared checker over everything the run left behind, plus any bot process
+        that ended by itself."""
+        report = await check(await self.database(), self.fake, self.sim)
+        report.problems += self.unexpected_exits()
+        return report
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:

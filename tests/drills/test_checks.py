@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from storage import SYSTEM_ACTOR, NewJob
 from storage.models import JobState
-from tests.drills.checks import check
 from tests.drills.harness import Cluster
 
 
@@ -19,7 +18,7 @@ async def test_the_checker_finds_what_is_wrong(cluster: Cluster) -> None:
     await cluster.request_video(server, alice, "checked: a cat waves")
     assert await cluster.settle()
     db = await cluster.database()
-    clean = await check(db, cluster.fake, cluster.sim)
+    clean = await cluster.check()
     assert clean.ok, clean.describe()
     [job] = await cluster.jobs()
     assert job.state is JobState.DELIVERED and job.card_message_id is not None
@@ -60,7 +59,7 @@ async def test_the_checker_finds_what_is_wrong(cluster: Cluster) -> None:
             at=now,
         )
 
-    report = await check(db, fake, cluster.sim)
+    report = await cluster.check()
     found = "\n".join(report.problems)
     expected = [
         f"job #{job.id} (DELIVERED): its video was posted 2 times",

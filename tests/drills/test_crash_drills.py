@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from storage.models import Job, JobState
-from tests.drills.checks import Report, check
+from tests.drills.checks import Report
 from tests.drills.harness import BotProcess, Cluster, Server
 from tests.fakediscord.models import RecordedRequest
 
@@ -38,9 +38,7 @@ async def restart_and_check(cluster: Cluster, bot: BotProcess) -> Report:
     assert not bot.running
     await cluster.start(bot)
     await cluster.settle(timeout=30)
-    report = await check(await cluster.database(), cluster.fake, cluster.sim)
-    report.problems += cluster.unexpected_exits()
-    return report
+    return await cluster.check()
 
 
 def only(jobs: list[Job]) -> Job:
@@ -192,7 +190,7 @@ async def test_card_posted_but_not_recorded(cluster: Cluster, server: Server, ho
     else:
         sim.finish_task(job.task_id)
         await cluster.settle(timeout=30)
-        report = await check(await cluster.database(), fake, sim)
+        report = await cluster.check()
     assert report.ok, report.describe()
     assert report.jobs_by_state == {"DELIVERED": 1} and report.video_posts == 1
     assert card.id in [m.id for m in fake.all_messages() if m.embeds]

@@ -21,8 +21,10 @@ submissions meet 429s only. The full soak plays them throughout and waits for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -33,7 +35,7 @@ import pytest
 
 from bot.simulator import Fault, RandomFaults, Simulator, SimulatorConfig
 from storage.models import JobState
-from tests.drills.checks import SOAK_REPORTS, check
+from tests.drills.checks import SOAK_REPORTS
 from tests.drills.harness import Cluster, Server
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMember
 from tests.fakediscord.models import Fault as DiscordFault
@@ -129,19 +131,50 @@ def api_noise(sim: Simulator, plan: SoakPlan, *, unknown_outcomes: bool) -> list
     ]
 
 
-def discord_noise(fake: FakeDiscord, plan: SoakPlan) -> list[DiscordFault]:
-    """~`fault_rate` of message posts and edits: 503, 429, or dropped (landed or not)."""
-    rng = random.Random(plan.seed + 3)
+def what_it_is(request: RecordedRequest) -> str:
+    """A request to Discord named by what it carries (a job's card in some state, a post
+    naming a job), not by when it came: the same in every run."""
+    body = request.json if isinstance(request.json, dict) else {}
+    for embed in (body.get("embeds") or [])[:1]:
+        return f"{request.method} card {embed.get('title', '')}"
+    found = re.search(r"job #\d+", str(body.get("content") or ""))
+    return f"{request.method} {found.group(0) if found else request.path}"
 
-    def chance(_request: RecordedRequest) -> bool:
-        return rng.random() < plan.fault_rate / 4
+
+def discord_noise(fake: FakeDiscord, plan: SoakPlan) -> list[DiscordFault]:
+    """~`fault_rate` of message posts and edits: 503, 429, or dropped (landed or not).
+
+    Whether a request fails is drawn from the seed and what the request is (and how many
+    times it was tried), not from the order requests happen to arrive in, so every run
+    plays the same faults on the same jobs.
+    """
+    tries: Counter[str] = Counter()
+    named: dict[int, str] = {}  # id(request) -> its name and try (the fake keeps requests)
+
+    def name(request: RecordedRequest) -> str:
+        if id(request) not in named:
+            key = what_it_is(request)
+            tries[key] += 1
+            named[id(request)] = f"{key} try {tries[key]}"
+        return named[id(request)]
+
+    def chance(salt: str) -> Callable[[RecordedRequest], bool]:
+        def fails(request: RecordedRequest) -> bool:
+            draw = random.Random(f"{plan.seed}:{salt}:{name(request)}").random()
+            return draw < plan.fault_rate / 4
+
+        return fails
 
     faults: list[DiscordFault] = []
     for route in ("POST /channels/*/messages", "PATCH /channels/*/messages/*"):
-        faults.append(fake.fail(route, 503, times=None, when=chance))
-        faults.append(fake.fail(route, 429, times=None, when=chance))
-        faults.append(fake.drop_connection(route, times=None, accept=True, when=chance))
-        faults.append(fake.drop_connection(route, times=None, accept=False, when=chance))
+        faults.append(fake.fail(route, 503, times=None, when=chance(f"{route} 503")))
+        faults.append(fake.fail(route, 429, times=None, when=chance(f"{route} 429")))
+        faults.append(
+            fake.drop_connection(route, times=None, accept=True, when=chance(f"{route} landed"))
+        )
+        faults.append(
+            fake.drop_connection(route, times=None, accept=False, when=chance(f"{route} lost"))
+        )
     return faults
 
 
@@ -156,7 +189,6 @@ class Members:
     plan: SoakPlan
     servers: list[Server]
     sent: dict[int, FakeInteraction] = field(default_factory=dict)
-    unanswered: list[int] = field(default_factory=list)
     paused: bool = False
 
     def who(self, index: int) -> tuple[Server, FakeMember]:
@@ -179,22 +211,25 @@ class Members:
                 server, member = self.who(index)
                 interaction = await self.cluster.request_video(server, member, self.prompt(index))
                 self.sent[index] = interaction
-                try:
+                with contextlib.suppress(TimeoutError):
                     await interaction.wait_message(timeout=30)
-                except TimeoutError:
-                    self.unanswered.append(index)
 
         started = []
-        for index in indices:
-            if self.paused:
-                break
-            started.append(asyncio.create_task(one(index)))
-            await asyncio.sleep(self.plan.interval)
         try:
+            for index in indices:
+                if self.paused:
+                    break
+                started.append(asyncio.create_task(one(index)))
+                await asyncio.sleep(self.plan.interval)
             await asyncio.gather(*started)
         finally:
             for task in started:
                 task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+
+    def unanswered(self, indices: Iterable[int]) -> list[int]:
+        """Commands among `indices` that got no answer with content (a defer at most)."""
+        return sorted(i for i in indices if not any(not m.loading for m in self.sent[i].messages))
 
 
 def counts(items: Iterable[T], key: Callable[[T], str]) -> str:
@@ -248,14 +283,13 @@ async def test_soak(cluster: Cluster, plan: SoakPlan, request: pytest.FixtureReq
     await cluster.start(bot)
     asked_before = set(members.sent)
     members.paused = False
-    unanswered_before = set(members.unanswered)
     await members.ask([i for i in range(plan.jobs) if i not in asked_before])
     settled = await cluster.settle(timeout=plan.settle_timeout, quiet=1.0)
 
-    report = await check(await cluster.database(), fake, sim)
+    report = await cluster.check()
     report.seconds = time.monotonic() - started
-    report.problems += cluster.unexpected_exits()
-    late = sorted(set(members.unanswered) - unanswered_before)
+    cut_off = members.unanswered(asked_before)  # the kill came before their answer
+    late = members.unanswered(set(members.sent) - asked_before)
     if late:
         report.problems.append(f"commands after the restart never answered: {late}")
     played = [f for rule in noise for f in rule.played]
@@ -263,7 +297,7 @@ async def test_soak(cluster: Cluster, plan: SoakPlan, request: pytest.FixtureReq
         {
             "plan": f"{plan.jobs} jobs from {plan.members} members in {plan.servers} servers",
             "commands": f"{len(members.sent)} sent, {len(asked_before)} before the kill "
-            f"({len(unanswered_before)} cut off by it)",
+            f"({len(cut_off)} cut off by it)",
             "at the kill": counts(at_kill, lambda job: job.state.value),
             "API faults played": counts(played, fault_name),
             "Discord faults played": ", ".join(
