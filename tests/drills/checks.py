@@ -53,6 +53,7 @@ class Report:
     submissions: int = 0
     refused_submissions: int = 0  # answered 4xx (e.g. 429): nothing made, may be retried
     result_reads: int = 0
+    read_answers: Counter[str] = field(default_factory=Counter)  # status (or "none") → reads
     tasks: int = 0
     orphan_tasks: int = 0  # made by the API, known to no job (LOST by policy)
     video_posts: int = 0
@@ -71,10 +72,11 @@ class Report:
 
     def figures(self) -> str:
         states = ", ".join(f"{state} {n}" for state, n in sorted(self.jobs_by_state.items()))
+        answers = ", ".join(f"{status} {n}" for status, n in sorted(self.read_answers.items()))
         lines = [
             f"jobs: {self.jobs} ({states or 'none'}) from {self.members} member(s)",
             f"video API: {self.submissions} submissions ({self.refused_submissions} refused), "
-            f"{self.result_reads} result reads, "
+            f"{self.result_reads} result reads (answered {answers or 'none'}), "
             f"{self.tasks} tasks ({self.orphan_tasks} known to no job)",
             f"Discord: {self.video_posts} video posts, {self.duplicate_posts} duplicates, "
             f"{self.dms} DMs",
@@ -171,6 +173,7 @@ async def check(db: Database, fake: FakeDiscord, sim: Simulator) -> Report:
     report.submissions = len(sim.submissions)
     report.refused_submissions = sum(1 for s in sim.submissions if not may_have_made_a_task(s))
     report.result_reads = len(sim.result_reads)
+    report.read_answers = Counter(str(r.status or "none") for r in sim.result_reads)
     report.tasks = len(sim.tasks)
     report.dms = sum(len(fake.messages(c)) for c in discord.dm_channels)
 

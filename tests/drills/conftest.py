@@ -20,9 +20,18 @@ def sim_config() -> SimulatorConfig:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, sim_config: SimulatorConfig) -> AsyncIterator[Cluster]:
+def shard_count() -> int:
+    """The fake Discord's shards (a drill with one bot process per shard overrides it)."""
+    return 1
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int
+) -> AsyncIterator[Cluster]:
     # Nothing in this process runs discord.py: the fake need not patch it.
-    async with FakeDiscord(patch_discord=False) as fake, Simulator(sim_config) as sim:
+    fake_discord = FakeDiscord(patch_discord=False, shard_count=shard_count)
+    async with fake_discord as fake, Simulator(sim_config) as sim:
         running = Cluster(fake, sim, tmp_path)
         try:
             yield running
