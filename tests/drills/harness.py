@@ -64,8 +64,13 @@ _LIVE_PIDS: set[int] = set()
 @atexit.register
 def _kill_leftovers() -> None:
     for pid in list(_LIVE_PIDS):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+        try:
+            ended, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue  # reaped already: the number may belong to someone else by now
+        if ended == 0:  # our child, still running
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class BotDied(RuntimeError):
@@ -309,6 +314,8 @@ class Cluster:
             if bot.running:
                 with contextlib.suppress(ProcessLookupError, RuntimeError):
                     await bot.kill()
+            if bot.process is not None:
+                _LIVE_PIDS.discard(bot.process.pid)
         if self._db is not None:
             await self._db.close()
             self._db = None
