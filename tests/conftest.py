@@ -49,3 +49,13 @@ async def db(backend: Backend) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        choices=("small", "full"),
+        default=None,
+        help="tests/drills/test_soak.py: 'full' adds the 300-job soak to the small one that "
+        "always runs (also VIDU_SOAK=full)",
+    )

@@ -321,6 +321,71 @@ async def test_dropped_connection_mid_upload_then_nonce_retry(world: World) -> N
     assert [m.id for m in fake.messages(world.channel_id)] == [retried.id]
 
 
+async def test_a_hold_keeps_the_answer_of_a_post_that_landed_until_released(world: World) -> None:
+    fake = world.fake
+    channel = world.bot.get_partial_messageable(world.channel_id)
+    hold = fake.hold("POST /channels/*/messages", accept=True)
+    sending = asyncio.create_task(channel.send("video", nonce="job-8"))
+    await fake.wait_until(lambda: bool(hold.held), 5, "the post to be held")
+    [stored] = fake.messages(world.channel_id)  # it landed; only its answer waits
+    assert stored.content == "video" and not sending.done()
+
+    hold.release()
+    sent = await asyncio.wait_for(sending, 5)
+    assert sent.id == stored.id
+    assert [m.id for m in fake.messages(world.channel_id)] == [stored.id]
+    await channel.send("next")  # times=1: the next post is not held
+    assert len(fake.messages(world.channel_id)) == 2
+
+
+async def test_a_hold_before_the_post_lands_performs_it_only_when_released(world: World) -> None:
+    fake = world.fake
+    channel = world.bot.get_partial_messageable(world.channel_id)
+    hold = fake.hold("POST /channels/*/messages", accept=False, when=lambda r: bool(r.files))
+    await channel.send("no file")  # not matched: goes through at once
+    sending = asyncio.create_task(
+        channel.send("video", file=discord.File(io.BytesIO(b"mp4"), filename="v.mp4"))
+    )
+    await fake.wait_until(lambda: bool(hold.held), 5, "the upload to be held")
+    assert [m.content for m in fake.messages(world.channel_id)] == ["no file"]
+
+    hold.release()
+    sent = await asyncio.wait_for(sending, 5)
+    assert [m.id for m in fake.messages(world.channel_id)][-1] == sent.id and sent.attachments
+
+
+async def test_a_cancelled_hold_hangs_up_without_performing_the_request(world: World) -> None:
+    fake = world.fake
+    channel = world.bot.get_partial_messageable(world.channel_id)
+    hold = fake.hold("POST /channels/*/messages", accept=False)
+    sending = asyncio.create_task(channel.send("lost"))
+    await fake.wait_until(lambda: bool(hold.held), 5, "the post to be held")
+    hold.cancel()
+    with pytest.raises(aiohttp.ClientError):
+        await asyncio.wait_for(sending, 5)
+    assert fake.messages(world.channel_id) == []
+    [request] = hold.held
+    assert request.status is None and request.fault is hold
+
+
+async def test_closing_the_fake_ends_held_requests_at_once() -> None:
+    async with FakeDiscord(patch_discord=False) as fake:
+        guild = fake.add_guild("Club")
+        hold = fake.hold("POST /channels/*/messages")
+        async with aiohttp.ClientSession() as session:
+            posting = asyncio.create_task(
+                session.post(
+                    f"{fake.api_url}/channels/{guild.default_channel_id}/messages",
+                    json={"content": "hi"},
+                    headers={"Authorization": f"Bot {fake.token}"},
+                )
+            )
+            await fake.wait_until(lambda: bool(hold.held), 5, "the post to be held")
+            await asyncio.wait_for(fake.close(), 5)  # not the server's 60 s shutdown timeout
+            with pytest.raises(aiohttp.ClientError):
+                await asyncio.wait_for(posting, 5)
+
+
 async def test_dm_and_closed_dms(world: World) -> None:
     fake = world.fake
     user = await world.bot.fetch_user(world.alice.id)

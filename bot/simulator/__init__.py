@@ -3,7 +3,8 @@
 It speaks the documented shapes (both submission endpoints, the Task Result API, error
 bodies, signed video URLs with a TTL) and can be told to misbehave the ways the real
 service may: 429 with Retry-After, 5xx, slow answers, bodies that are not JSON, tasks that
-fail, unknown tasks, a submission accepted whose answer never arrives. The bot runs on it
+fail, unknown tasks, a submission accepted whose answer never arrives — one at a time, or
+at random at a given rate (`Simulator.fault_randomly`). The bot runs on it
 with `NOVITA_SIMULATE=1`; tests inspect every request it received.
 
     async with Simulator(SimulatorConfig(task_seconds=0)) as sim:
@@ -36,6 +37,7 @@ from bot.simulator.tasks import (
     EtaMode,
     Fault,
     FaultKind,
+    RandomFaults,
     Reading,
     RecordedRequest,
     Route,
@@ -57,6 +59,7 @@ __all__ = [
     "EtaMode",
     "Fault",
     "FaultKind",
+    "RandomFaults",
     "Reading",
     "RecordedRequest",
     "Route",

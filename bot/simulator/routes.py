@@ -1,7 +1,7 @@
 """The simulator's HTTP face: the middleware and the submission and Task Result handlers.
 
-The middleware records every request, applies the configured latency and the next injected
-fault, then checks the API key and the server-side rate limit like the real service; the
+The middleware records every request (and, once answered, its status), applies the
+configured latency and the next injected fault, then checks the API key and the server-side rate limit like the real service; the
 handlers validate bodies against the endpoints' request models and answer the documented
 shapes (`{"task_id"}`, the Task Result body, error bodies).
 
@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -65,23 +65,23 @@ def route_of(request: web.Request) -> Route:
     return "submit"
 
 
-async def record(request: web.Request, state: SimulatorState) -> None:
+async def record(request: web.Request, state: SimulatorState) -> RecordedRequest:
     body = await request.read()
     try:
         parsed = json.loads(body) if body else None
     except ValueError:
         parsed = None
-    state.requests.append(
-        RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers=dict(request.headers),
-            json=parsed,
-            body=body,
-            at=time.monotonic(),
-        )
+    recorded = RecordedRequest(
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        headers=dict(request.headers),
+        json=parsed,
+        body=body,
+        at=time.monotonic(),
     )
+    state.requests.append(recorded)
+    return recorded
 
 
 async def apply_fault(
@@ -135,12 +135,20 @@ def check_access(request: web.Request, state: SimulatorState) -> web.Response | 
 @web.middleware
 async def simulate(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    await record(request, state)
+    recorded = await record(request, state)
+    response = await answer(request, handler, state)
+    recorded.status = response.status  # not reached when the request is dropped or hangs
+    return response
+
+
+async def answer(request: web.Request, handler: Any, state: SimulatorState) -> web.StreamResponse:
+    """The answer to a recorded request: after the latency, a fault's, or the handler's."""
     if state.config.latency:
         await asyncio.sleep(state.config.latency)
     route = route_of(request)
-    fault = state.take_fault(route)
-    if fault is not None:
+    fault = state.take_fault(route) or state.draw_random_fault(route)
+    drawn_hang = fault if fault is not None and fault.kind == "hang_after_accept" else None
+    if fault is not None and drawn_hang is None:
         answer = await apply_fault(request, state, fault)
         if answer is not None:
             return answer
@@ -149,7 +157,18 @@ async def simulate(request: web.Request, handler: Any) -> web.StreamResponse:
         if refusal is not None:
             return refusal
     response: web.StreamResponse = await handler(request)
+    if drawn_hang is not None and response.status < 300:
+        # A hang drawn at random: the task was created, the answer never comes.
+        await hang_up(request, state, drawn_hang.seconds)
     return response
+
+
+async def hang_up(request: web.Request, state: SimulatorState, seconds: float) -> NoReturn:
+    """Keep the client waiting (`seconds`, else the config's hang time), then drop it."""
+    await state.hang(seconds or state.config.hang_seconds)
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -199,10 +218,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     hang = state.take_fault("submit", hang=True)
     if hang is not None:
         # The task exists (and would be billed), but the answer never comes.
-        await state.hang(hang.seconds or config.hang_seconds)
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError
+        await hang_up(request, state, hang.seconds)
     return web.json_response({"task_id": task.task_id})
 
 

@@ -6,6 +6,8 @@
 
 Every request is recorded (`sim.requests`, `sim.submissions`, `sim.result_reads`); every
 task is inspectable and changeable (`sim.tasks`, `finish_task`, `fail_task`, `forget_task`).
+Faults come one at a time (`fail_next`, `delay_next`, `hang_next_submission`, …) or as
+background noise at a rate (`fault_randomly`).
 
 Knobs for the read scheduler's tests and benchmarks: `sim.next_task_seconds` (durations of
 the next tasks, in order), `config.duration_of`, `config.eta_mode` (or a task's own
@@ -16,7 +18,9 @@ with every attempt in `sim.webhooks_sent`.
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -27,6 +31,7 @@ from bot.simulator.tasks import (
     DEFAULT_FAILURE_REASON,
     STATE_KEY,
     Fault,
+    RandomFaults,
     RecordedRequest,
     Route,
     SimTask,
@@ -211,6 +216,25 @@ class Simulator:
     def disconnect_next(self, route: Route = "submit", *, times: int = 1) -> Fault:
         """Drop the connection of the next request without answering (no task created)."""
         return self.inject(Fault(route, "disconnect", times=times))
+
+    def fault_randomly(
+        self,
+        route: Route,
+        faults: Sequence[Fault],
+        *,
+        rate: float,
+        seed: int | None = None,
+    ) -> RandomFaults:
+        """From now on, each request of `route` plays one of `faults` with probability `rate`
+        (a soak's background noise; `rule.played` lists what was drawn, `rule.stop()` ends it).
+
+        Build the faults with `Fault(route, kind, ...)`: `"status"` (5xx, 429 with
+        `retry_after`), `"delay"` (longer than the client's timeout: a timeout),
+        `"disconnect"`, `"malformed"`, and on submit `"hang_after_accept"` (`seconds`).
+        """
+        rule = RandomFaults(route, rate, tuple(faults), random.Random(seed))
+        self.state.random_faults.append(rule)
+        return rule
 
     def fail_next_task(self, reason: str = DEFAULT_FAILURE_REASON) -> None:
         """The next task created will end FAILED with `reason`."""

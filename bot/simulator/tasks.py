@@ -32,9 +32,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import math
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -100,6 +102,42 @@ class Fault:
 
 
 @dataclass
+class RandomFaults:
+    """Faults played at random: each request of `route` plays a copy of one of `faults`
+    (chosen uniformly) with probability `rate`, drawn from its own seeded generator.
+
+    Queued faults (`fail_next` & co.) go first. A `hang_after_accept` fault may be in the mix
+    of `"submit"` only: the task is created, then the answer waits `seconds`.
+    """
+
+    route: Route
+    rate: float
+    faults: tuple[Fault, ...]
+    rng: random.Random
+    active: bool = True
+    played: list[Fault] = field(default_factory=list)  # every fault drawn, in order
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        if not self.faults:
+            raise ValueError("give at least one fault to play")
+        if self.route != "submit" and any(f.kind == "hang_after_accept" for f in self.faults):
+            raise ValueError("a hang_after_accept fault only makes sense on submit")
+
+    def draw(self) -> Fault | None:
+        """The fault this request plays, or None (most of the time)."""
+        if not self.active or self.rng.random() >= self.rate:
+            return None
+        fault = dataclasses.replace(self.rng.choice(self.faults), times=1)
+        self.played.append(fault)
+        return fault
+
+    def stop(self) -> None:
+        self.active = False
+
+
+@dataclass
 class RecordedRequest:
     """One request the simulator received, refused or not, as it arrived."""
 
@@ -110,6 +148,7 @@ class RecordedRequest:
     json: Any
     body: bytes
     at: float  # time.monotonic()
+    status: int | None = None  # the status answered; None: not (yet) answered, or dropped
 
 
 @dataclass(frozen=True)
@@ -193,6 +232,7 @@ class SimulatorState:
     requests: list[RecordedRequest] = field(default_factory=list)
     tasks: dict[str, SimTask] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    random_faults: list[RandomFaults] = field(default_factory=list)
     next_task_failures: list[str] = field(default_factory=list)
     next_task_seconds: list[float] = field(default_factory=list)  # durations, in order
     next_webhook_modes: list[WebhookMode] = field(default_factory=list)  # in order
@@ -208,6 +248,15 @@ class SimulatorState:
                 if fault.times <= 0:
                     self.faults.remove(fault)
                 return fault
+        return None
+
+    def draw_random_fault(self, route: Route) -> Fault | None:
+        """A fault drawn by the first random rule for `route` that plays one, or None."""
+        for rule in self.random_faults:
+            if rule.route in (route, "any"):
+                fault = rule.draw()
+                if fault is not None:
+                    return fault
         return None
 
     def duration_for(self, body: dict[str, Any]) -> float:

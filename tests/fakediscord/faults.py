@@ -1,5 +1,5 @@
 """Injected failures: ``fail`` answers matching requests with an error, ``drop_connection``
-hangs up on them.
+hangs up on them, ``hold`` keeps them waiting (before or after they take effect) until released.
 
 A fault matches ``"METHOD /path"`` by fnmatch (``*`` also crosses ``/``), ``times`` times
 (``None``: until ``clear_faults``), optionally only ``when`` a predicate holds. A status or a
@@ -97,6 +97,27 @@ class FaultsMixin(FakeCore):
         fault = Fault(
             route, 0, 0, "connection dropped", times=times, drop=True, accept=accept, when=when
         )
+        self.faults.append(fault)
+        return fault
+
+    def hold(
+        self,
+        route: str,
+        *,
+        accept: bool = True,
+        times: int | None = 1,
+        when: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Fault:
+        """Keep matching requests waiting for their answer until ``fault.release()``.
+
+        With ``accept=True`` the request takes effect first (the message is stored) and only
+        its answer waits: a client killed meanwhile never learns that its post landed. With
+        ``accept=False`` nothing happens until the release: a client killed meanwhile lost its
+        request (released after its client has gone, it is dropped unperformed).
+        ``fault.held`` lists the requests kept so far (``wait_until(lambda: fault.held)``);
+        ``fault.cancel()`` (or ``clear_faults``, or closing the fake) hangs up on them.
+        """
+        fault = Fault(route, 0, 0, "held", times=times, accept=accept, hold=True, when=when)
         self.faults.append(fault)
         return fault
 

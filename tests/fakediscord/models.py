@@ -6,6 +6,7 @@ Discord JSON with :mod:`.payloads`.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import itertools
 import re
@@ -499,8 +500,11 @@ class Fault:
     accept: bool = True  # for drops: perform the request first (the upload "landed")
     delay: float = 0.0  # seconds to wait before answering (e.g. to outlast a timeout)
     when: Callable[[RecordedRequest], bool] | None = None
+    hold: bool = False  # keep the request until release(): after performing it if accept
     hits: int = 0
     active: bool = True
+    held: list[RecordedRequest] = field(default_factory=list)  # requests a hold has kept
+    _released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def matches(self, request: RecordedRequest) -> bool:
         if not self.active or (self.times is not None and self.hits >= self.times):
@@ -516,8 +520,21 @@ class Fault:
     def exhausted(self) -> bool:
         return self.times is not None and self.hits >= self.times
 
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let every request this hold keeps (and any it matches later) go on."""
+        self._released.set()
+
     def cancel(self) -> None:
+        """Stop matching; a hold hangs up on the requests it keeps (never performing them)."""
         self.active = False
+        self._released.set()
+
+    async def wait_released(self) -> None:
+        await self._released.wait()
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``_handle_http`` serves everything but the gateway: it strips ``/api[/vN]``, records a
 ``RecordedRequest`` (Authorization redacted; JSON or multipart ``payload_json`` + files),
-applies an injected fault if one matches (faults.py), else dispatches to the handler of the
+applies an injected fault if one matches (faults.py: an error, a hang-up, or a hold that keeps
+the answer until the test releases it), else dispatches to the handler of the
 first route that matches. The routing table is collected from the ``ROUTES`` every mixin
 declares; CDN paths (``/cdn``, ``/media``) go to attachments.py. Unknown routes answer 404 and
 land in ``unhandled``. ``find_requests`` / ``wait_for_request`` are the test's view.
@@ -103,17 +104,17 @@ class RoutesMixin(FaultsMixin, AttachmentsMixin):
                 rec.fault = fault
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
-                if fault.drop:
+                if fault.hold:
+                    response = await self._held_answer(rec, request, is_api, fault)
+                elif fault.drop:
                     if fault.accept:
                         with contextlib.suppress(DiscordError):
                             await self._route(rec, request, is_api)
                     raise Dropped
-                response = self._fault_response(rec, fault)
+                else:
+                    response = self._fault_response(rec, fault)
             else:
-                try:
-                    response = await self._route(rec, request, is_api)
-                except DiscordError as err:
-                    response = error_response(rec, err)
+                response = await self._answer(rec, request, is_api)
             rec.status = response.status
             return response
         except Dropped:
@@ -124,6 +125,32 @@ class RoutesMixin(FaultsMixin, AttachmentsMixin):
             return web.Response(status=500)
         finally:
             self._notify()
+
+    async def _answer(
+        self, rec: RecordedRequest, request: web.Request, is_api: bool
+    ) -> web.StreamResponse:
+        """Perform the request: its answer, or the error a handler raised."""
+        try:
+            return await self._route(rec, request, is_api)
+        except DiscordError as err:
+            return error_response(rec, err)
+
+    async def _held_answer(
+        self, rec: RecordedRequest, request: web.Request, is_api: bool, fault: Fault
+    ) -> web.StreamResponse:
+        """A hold: perform the request now (``accept``) or after the release, answer after it."""
+        answer = await self._answer(rec, request, is_api) if fault.accept else None
+        fault.held.append(rec)
+        self._notify()
+        await fault.wait_released()
+        if not fault.active:
+            raise Dropped  # cancelled: hang up, whatever was done stays done
+        if answer is None:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                raise Dropped  # its sender is gone: Discord never got the whole request
+            answer = await self._answer(rec, request, is_api)
+        return answer
 
     async def _route(
         self, rec: RecordedRequest, request: web.Request, is_api: bool

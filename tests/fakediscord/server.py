@@ -123,6 +123,7 @@ class FakeDiscord(CallbacksMixin, RoutesMixin):
             self.patch_discord()
 
     async def close(self) -> None:
+        self.clear_faults()  # held requests hang up now, instead of stalling the shutdown
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

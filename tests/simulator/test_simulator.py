@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import sys
 import time
@@ -117,6 +118,18 @@ async def test_server_side_rate_limit(sim: Simulator) -> None:
     )
     assert status == 429 and is_error_body(body, 429, "RATE_LIMIT_EXCEEDED")
     assert headers["Retry-After"] == "5"
+
+
+async def test_each_request_records_the_status_it_was_answered(sim: Simulator) -> None:
+    sim.fail_next("submit", status=429, reason="RATE_LIMIT_EXCEEDED")
+    sim.disconnect_next("submit")
+    for _ in range(2):
+        with contextlib.suppress(aiohttp.ClientError):
+            await call(sim, "POST", Q3_PATH, headers=auth(sim), json={"images": [IMAGE]})
+    status, _, _ = await call(sim, "POST", Q3_PATH, headers=auth(sim), json={"images": [IMAGE]})
+    assert status == 200
+    # Refused (nothing made), dropped (no answer: the client cannot know), accepted.
+    assert [r.status for r in sim.submissions] == [429, None, 200]
 
 
 async def test_close_ends_a_hung_answer_quickly() -> None:

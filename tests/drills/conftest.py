@@ -1,0 +1,59 @@
+"""Fixtures of the drills: a `Cluster` (fake Discord + simulator + bot processes) that kills
+every process it started whatever happens, and the bots' log tails on a failing test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.simulator import Simulator, SimulatorConfig
+from tests.drills.checks import SOAK_REPORTS
+from tests.drills.harness import Cluster
+from tests.fakediscord import FakeDiscord
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(task_seconds=0.5)
+
+
+@pytest.fixture
+def shard_count() -> int:
+    """The fake Discord's shards (a drill with one bot process per shard overrides it)."""
+    return 1
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int
+) -> AsyncIterator[Cluster]:
+    # Nothing in this process runs discord.py: the fake need not patch it.
+    fake_discord = FakeDiscord(patch_discord=False, shard_count=shard_count)
+    async with fake_discord as fake, Simulator(sim_config) as sim:
+        running = Cluster(fake, sim, tmp_path)
+        try:
+            yield running
+        finally:
+            await running.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing drill shows the end of every bot process's stderr, life by life."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed:
+        cluster = getattr(item, "funcargs", {}).get("cluster")
+        if isinstance(cluster, Cluster) and cluster.bots:
+            report.sections.append(("bot process logs (tail)", cluster.log_tails(60)))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The figures of every soak that ran, passed or not."""
+    for name, report in config.stash.get(SOAK_REPORTS, []):
+        terminalreporter.write_sep("-", f"soak figures ({name})")
+        terminalreporter.write_line(report.describe())
