@@ -15,7 +15,7 @@ _JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, model, params, inputs, price, off_peak, state, task_id, "
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "
     "failure_reason, delivered_message_id, reroll_of, created_at, updated_at, finished_at, "
-    "card_state, delivery_uncertain_at, read_state"
+    "card_state, card_stale, delivery_uncertain_at, read_state"
 )
 # Columns a transition may change; anything else about a job is fixed at creation.
 _MUTABLE_JOB_COLUMNS = frozenset(
@@ -33,6 +33,7 @@ _MUTABLE_JOB_COLUMNS = frozenset(
         "delivered_message_id",
         "finished_at",
         "card_state",
+        "card_stale",
         "delivery_uncertain_at",
         "read_state",
     }
@@ -147,6 +148,15 @@ class JobQueries(Queries):
         )
         return [_job(row) for row in rows]
 
+    async def cards_stale(self, before: datetime, limit: int) -> list[Job]:
+        """Jobs last changed before `before` whose member has not been shown their state."""
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE card_stale = 1 AND card_state <> 'pending' "
+            "AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (to_db(before), limit),
+        )
+        return [_job(row) for row in rows]
+
     async def active_jobs_created_before(self, before: datetime, *, off_peak: bool) -> list[Job]:
         rows = await self._all(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) AND off_peak = ? "
@@ -198,6 +208,7 @@ def _job(row: Row) -> Job:
         updated_at=from_db(row["updated_at"]),
         finished_at=opt_from_db(row["finished_at"]),
         card_state=row["card_state"],
+        card_stale=bool(row["card_stale"]),
         delivery_uncertain_at=opt_from_db(row["delivery_uncertain_at"]),
         read_state=json.loads(row["read_state"] or "{}"),
     )

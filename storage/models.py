@@ -104,6 +104,7 @@ class Job(_Record):
     attempts: int = 0
     card_message_id: int | None = None
     card_state: CardState = "posted"
+    card_stale: bool = False  # its state changed and the member has not been shown it yet
     result_url: str | None = None
     result_expires_at: datetime | None = None
     failure_reason: str | None = None

@@ -49,11 +49,12 @@ class Delivery(Protocol):
         (the member is then told by direct message), or `retry`. `first`: no earlier post
         can exist, so none is looked for."""
 
-    async def job_changed(self, job: Job) -> None:
+    async def job_changed(self, job: Job) -> bool:
         """Show the job's new state to its requester (e.g. redraw the job card). Never raises.
 
-        May hold the update back (edits are rate-limited); it then shows up in
-        `redraws_due` and the poller calls this again with it.
+        Returns whether the member has now been shown it (or never can be). May hold the
+        update back (edits are rate-limited): it then shows up in `redraws_due` and the
+        poller calls this again with it.
         """
 
     def redraws_due(self) -> list[Job]:

@@ -81,6 +81,8 @@ class Lifecycle:
             if move.to is not job.state and move.to not in NEXT_STATES.get(job.state, ()):
                 raise RuntimeError(f"job {job.id}: no transition from {job.state} to {move.to}")
             changes["state"] = move.to
+            if move.to is not job.state:
+                changes["card_stale"] = True  # until the member has been shown it
             if move.to.is_terminal or move.to is JobState.SUCCEEDED:
                 # For SUCCEEDED: when the video was made. Delivery looks for an earlier post
                 # of it from then on; the ending (DELIVERED, ...) sets it again.
@@ -358,12 +360,17 @@ class Lifecycle:
 
     # --- delivery ------------------------------------------------------------------------
 
-    async def card_posted(self, job_id: int, message_id: int) -> Job:
-        """The job's card is up (or was found again): `message_id` names it."""
-        return await self.step(
-            job_id,
-            lambda job, now: Move(changes={"card_message_id": message_id, "card_state": "posted"}),
-        )
+    async def card_posted(self, job_id: int, message_id: int, shows: JobState | None = None) -> Job:
+        """The job's card is up (or was found again): `message_id` names it; `shows` is the
+        state it was drawn with (then shown, if the job is still in it)."""
+
+        def decide(job: Job, _now: datetime) -> Move:
+            changes: dict[str, object] = {"card_message_id": message_id, "card_state": "posted"}
+            if shows is job.state:
+                changes["card_stale"] = False
+            return Move(changes=changes)
+
+        return await self.step(job_id, decide)
 
     async def no_card(self, job_id: int) -> Job:
         """The card cannot be posted where the job was made: its member hears of the job by
@@ -375,6 +382,27 @@ class Lifecycle:
             return Move(changes={"card_state": "none"})
 
         return await self.step(job_id, decide)
+
+    async def card_shown(self, job_id: int, state: JobState) -> Job:
+        """The member has been shown the job in `state` (its card, or a DM)."""
+
+        def decide(job: Job, _now: datetime) -> Move | None:
+            if not job.card_stale or job.state is not state:
+                return None  # shown already, or it has moved on since
+            return Move(changes={"card_stale": False})
+
+        return await self.step(job_id, decide)
+
+    async def cards_stale(
+        self, *, older_than: float, or_before: datetime | None = None, limit: int = 50
+    ) -> list[Job]:
+        """Jobs whose member has not been shown their state, last changed `older_than`
+        seconds ago or earlier, or before `or_before` (a stop in between left it)."""
+        before = self._books.now() - timedelta(seconds=older_than)
+        if or_before is not None:
+            before = max(before, or_before)
+        async with self._books.db.read() as store:
+            return await store.cards_stale(before, limit)
 
     async def cards_pending(self, *, older_than: float = 0.0, limit: int = 50) -> list[Job]:
         """Jobs whose card is still to be posted, made at least `older_than` seconds ago."""

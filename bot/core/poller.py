@@ -46,6 +46,8 @@ DELIVERY_BACKOFF_CAP_SECONDS = 15 * 60.0
 # (1, 2, 4 … 512 s, then every 15 minutes), which outlasts any Discord outage.
 # The video's signed link may expire meanwhile; delivery renews it.
 MAX_DELIVERY_ATTEMPTS = 100
+# A state not shown to the member this long after it changed was cut off by a stop.
+STALE_AFTER_SECONDS = 10.0
 # A card still to be posted is left to its command this long, then put up by the poller...
 CARD_GRACE_SECONDS = 5.0
 # ...and given up after this long (the member is then told of the job by DM).
@@ -80,6 +82,7 @@ class Poller:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Steps that must not be skipped but found their job busy: run when it is free.
         self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
+        self._started = utcnow()
         # Pending cards whose post failed: when to try again, and how many tries so far.
         self._card_retry_at: dict[int, float] = {}
         self._card_tries: dict[int, int] = {}
@@ -101,7 +104,7 @@ class Poller:
 
     def announce(self, job: Job) -> None:
         """Show a job's state to its member (e.g. a job settled while the bot was down)."""
-        self._spawn(job.id, self.delivery.job_changed, job)
+        self._spawn(job.id, self.show, job)
 
     @property
     def stopping(self) -> bool:
@@ -176,7 +179,7 @@ class Poller:
     async def _expire_phase(self) -> None:
         for job in await self.lifecycle.expire_overdue():
             # Reported once only: if the job is busy, redraw its card when the step ends.
-            self._spawn(job.id, self.delivery.job_changed, job, later=True)
+            self._spawn(job.id, self.show, job, later=True)
 
     async def _poll_phase(self) -> None:
         for job in await self.lifecycle.due_jobs(limit=BATCH):
@@ -188,14 +191,33 @@ class Poller:
 
     async def _redraw_phase(self) -> None:
         for job in self.delivery.redraws_due():
-            self._spawn(job.id, self.delivery.job_changed, job)
+            self._spawn(job.id, self.show, job)
+        # States the member was never shown: a stop came between the change and the
+        # showing (the normal path shows a change within seconds; a change from before
+        # this process started has nobody else to show it).
+        stale = await self.lifecycle.cards_stale(
+            older_than=STALE_AFTER_SECONDS, or_before=self._started
+        )
+        for job in stale:
+            self._spawn(job.id, self.show, job)
+
+    async def show(self, job: Job) -> None:
+        """Show the job's state to its member; once shown, it no longer needs showing."""
+        if await self.delivery.job_changed(job) and job.card_stale:
+            await self.lifecycle.card_shown(job.id, job.state)
 
     async def _card_phase(self) -> None:
-        # Cards whose post broke off, or whose process stopped before recording them. A
-        # card being posted by its command right now is left to it for a few seconds.
+        # Cards whose post broke off, or whose process stopped before recording them. A card
+        # a command may be posting right now is left to it for a few seconds (posting it
+        # twice at once would be harmless, the nonce is the same, but it is wasted work);
+        # one from before this process started has no command left to post it.
         now = time.monotonic()
-        for job in await self.lifecycle.cards_pending(older_than=CARD_GRACE_SECONDS):
-            if self._card_retry_at.get(job.id, 0.0) <= now:
+        for job in await self.lifecycle.cards_pending():
+            fresh = (
+                job.created_at > self._started
+                and (utcnow() - job.created_at).total_seconds() < CARD_GRACE_SECONDS
+            )
+            if not fresh and self._card_retry_at.get(job.id, 0.0) <= now:
                 self._spawn(job.id, self.post_card, job)
 
     async def post_card(self, job: Job) -> None:
@@ -223,7 +245,7 @@ class Poller:
         else:
             job = await self.lifecycle.no_card(job.id)
         # Draw the state the job has now (it may have moved since the card was posted).
-        await self.delivery.job_changed(job)
+        await self.show(job)
 
     async def run_once(self) -> None:
         """One tick, waiting for all the work it started (tests drive the poller with it)."""
@@ -273,9 +295,10 @@ class Poller:
             job = await self.lifecycle.poll_failed(job.id, error)
         else:
             job = await self.lifecycle.apply_result(job.id, result)
-        await self.delivery.job_changed(job)
-        if job.state is JobState.SUCCEEDED:
-            # A step of its own (in a delivery slot), started as soon as this one ends.
+        await self.show(job)
+        if job.state is JobState.SUCCEEDED and job.card_state != "pending":
+            # A step of its own (in a delivery slot), started as soon as this one ends. A
+            # video whose card is not up yet waits for it (it is posted as a reply to it).
             self._spawn(job.id, self.deliver_job, job, later=True)
 
     async def deliver_job(self, job: Job) -> None:
@@ -315,7 +338,7 @@ class Poller:
                 job.id, delay, maybe_landed=outcome.maybe_landed
             )
             return
-        await self.delivery.job_changed(job)
+        await self.show(job)
 
     def _touch_health_file(self) -> None:
         path = self.settings.health_file

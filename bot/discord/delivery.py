@@ -111,14 +111,15 @@ class DiscordDelivery:
             return DeliveryOutcome.retry(failure.detail, after=failure.retry_after)
         return DeliveryOutcome.delivered(card.id)
 
-    async def job_changed(self, job: Job) -> None:
+    async def job_changed(self, job: Job) -> bool:
         if job.card_message_id is None:
-            # No card to show it on: while it is still to be posted, the posting draws the
-            # job as it is then. Where there can be no card, an ending that gave the
-            # credits back is told by DM, as the member was promised.
-            if job.card_state == "none" and job.state in RELEASED_STATES:
-                await self._tell_ending_by_dm(job)
-            return
+            if job.card_state == "pending":
+                return False  # posting the card draws the job as it is then
+            # There can be no card: an ending that gave the credits back is told by DM, as
+            # the member was promised; a video reaches them by DM when it is delivered.
+            if job.state in RELEASED_STATES:
+                return await self._tell_ending_by_dm(job)
+            return True
         now = time.monotonic()
         drawn = (job.state, job.progress)
         last = self._last_edit.get(job.id)
@@ -128,10 +129,10 @@ class DiscordDelivery:
         if last is not None and not job.state.is_terminal:
             if last[1] == drawn:
                 self._held.pop(job.id, None)
-                return
+                return True
             if now - last[0] < self._card_edit_interval:
                 self._held[job.id] = job
-                return
+                return False
         self._held.pop(job.id, None)
         self._last_edit[job.id] = (now, drawn)
         channel = self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -144,19 +145,21 @@ class DiscordDelivery:
             log.info("job %s: card not updated (%s)", job.id, failure.detail)
             if failure.kind == "retry":
                 self._retry_edit_later(job, now)
-                return
-            if job.state in RELEASED_STATES and failure.kind in ("gone", "forbidden"):
+                return False
+            self._last_edit.pop(job.id, None)
+            if job.state in RELEASED_STATES:
                 # The card was deleted, or its channel is gone or closed to the bot.
-                self._last_edit.pop(job.id, None)
-                await self._tell_ending_by_dm(job)
-                return
+                return await self._tell_ending_by_dm(job)
+            return True  # nowhere to show it: the video itself still finds the member
         if job.state.is_terminal:
             self._last_edit.pop(job.id, None)  # nothing more will be drawn on this card
+        return True
 
-    async def _tell_ending_by_dm(self, job: Job) -> None:
-        """DM the requester, once, that their job ended without a video (credits returned)."""
+    async def _tell_ending_by_dm(self, job: Job) -> bool:
+        """DM the requester, once, that their job ended without a video (credits returned).
+        Whether that is done (DMs closed counts: it is still in /video history)."""
         if job.id in self._ending_told:
-            return
+            return True
         title, _colour = STATE_LOOK[job.state]
         text = f"Your video job #{job.id} ended: {title}.\n{what_happened(job)}"
         try:
@@ -176,11 +179,12 @@ class DiscordDelivery:
             log.info("job %s: ending not sent by DM (%s)", job.id, failure.detail)
             if failure.kind == "retry":
                 self._retry_edit_later(job, time.monotonic())
-                return
+                return False
             # DMs closed: the ending is still in /video history and /video status.
         self._ending_told.add(job.id)
         self._held.pop(job.id, None)
         self._last_edit.pop(job.id, None)
+        return True
 
     def _retry_edit_later(self, job: Job, now: float) -> None:
         self._last_edit[job.id] = (now, None)

@@ -115,7 +115,7 @@ async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str
         return None
     if outcome.kind == "retry" or outcome.message_id is None:
         return None
-    posted = await lifecycle.card_posted(job.id, outcome.message_id)
+    posted = await lifecycle.card_posted(job.id, outcome.message_id, shows=job.state)
     # The poller may have moved the job while the card was being posted, before it had a
     # card to draw on: draw the state it has now.
     if posted.state is not job.state and bot.poller is not None:

@@ -398,3 +398,23 @@ async def test_recovery_says_the_bot_stopped_only_when_it_did(
     reasons = {job.id: job.failure_reason or "" for job in recovery.lost}
     assert "never confirmed" in reasons[unconfirmed.id] and "stopped" not in reasons[unconfirmed.id]
     assert "The bot stopped" in reasons[cut_off.id]
+
+
+async def test_a_state_change_stays_to_be_shown_until_the_member_has_seen_it(
+    core: Core, clock: Clock
+) -> None:
+    job = await core.submitting.submit(request())
+    assert job.state is JobState.QUEUED and job.card_stale  # not shown to anyone yet
+    posted = await core.lifecycle.card_posted(job.id, 77, shows=JobState.QUEUED)
+    assert not posted.card_stale  # the card was drawn in the state the job is in
+    moved = await core.lifecycle.apply_result(job.id, result("PROCESSING", progress_percent=10))
+    assert moved.card_stale
+    again = await core.lifecycle.apply_result(job.id, result("PROCESSING", progress_percent=20))
+    assert again.card_stale  # progress alone neither sets nor clears it
+    # Shown as QUEUED only: that is not the state it is in, so it still needs showing.
+    assert (await core.lifecycle.card_shown(job.id, JobState.QUEUED)).card_stale
+    assert await core.lifecycle.cards_stale(older_than=10) == []  # too fresh to be orphaned
+    clock.advance(seconds=11)
+    assert [j.id for j in await core.lifecycle.cards_stale(older_than=10)] == [job.id]
+    shown = await core.lifecycle.card_shown(job.id, JobState.PROCESSING)
+    assert not shown.card_stale and await core.lifecycle.cards_stale(older_than=10) == []

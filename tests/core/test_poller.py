@@ -92,6 +92,12 @@ class StubService:
         self._maybe_fail("cards_pending")
         return []
 
+    async def cards_stale(
+        self, *, older_than: float, or_before: datetime | None = None, limit: int = 50
+    ) -> list[Job]:
+        self._maybe_fail("cards_stale")
+        return []
+
     async def retry_delivery_later(
         self, job_id: int, seconds: float, *, maybe_landed: bool = False
     ) -> Job:

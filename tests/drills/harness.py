@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.simulator import Simulator
-from storage import Database
+from storage import Database, SQLiteDatabase
 from storage.models import Job, JobState
 from tests.drills.checks import Report, check
 from tests.e2e.conftest import image
@@ -345,7 +345,7 @@ class Cluster:
         # WAL mode: the test reads committed rows while bots write.
         if not self.database_path.exists():
             raise RuntimeError("no database yet: start a bot first")
-        return await Database.open(self.database_path)
+        return await SQLiteDatabase.open(self.database_path)
 
     async def check(self) -> Report:
         """The shared checker over everything the run left behind, plus any bot process

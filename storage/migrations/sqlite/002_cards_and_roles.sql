@@ -10,6 +10,11 @@ ALTER TABLE jobs ADD COLUMN card_state TEXT NOT NULL DEFAULT 'posted'
 UPDATE jobs SET card_state = 'none' WHERE card_message_id IS NULL;
 CREATE INDEX jobs_card_pending ON jobs (created_at) WHERE card_state = 'pending';
 
+-- 1 from a change of state until the member has been shown it (the card edited, or the
+-- ending told by DM): a stop in between leaves it to be shown after the restart.
+ALTER TABLE jobs ADD COLUMN card_stale INTEGER NOT NULL DEFAULT 0 CHECK (card_stale IN (0, 1));
+CREATE INDEX jobs_card_stale ON jobs (updated_at) WHERE card_stale = 1;
+
 -- When a post of the video first broke off without an answer (it may have landed).
 ALTER TABLE jobs ADD COLUMN delivery_uncertain_at TEXT;
 
