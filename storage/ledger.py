@@ -53,55 +53,74 @@ class LedgerQueries(Queries):
     async def member_usage(
         self, guild_id: int, user_id: int, since: datetime | None
     ) -> MemberUsage:
-        """Sums for one member. Period holds count when placed at or after `since` (None:
-        all time), whenever they are settled; bonus sums are over all time."""
-        since_text = "" if since is None else to_db(since)
-        rows = await self._all(
-            "SELECT h.pool AS pool, s.kind AS settled, COALESCE(SUM(h.amount), 0) AS total "
-            "FROM ledger AS h LEFT JOIN ledger AS s "
-            "ON s.job_id = h.job_id AND s.pool = h.pool AND s.kind IN ('commit', 'release') "
-            "WHERE h.kind = 'hold' AND h.guild_id = ? AND h.user_id = ? "
-            "AND (h.pool = 'bonus' OR h.created_at >= ?) "
-            "GROUP BY h.pool, s.kind",
-            (guild_id, user_id, since_text),
+        """Sums for one member, in one statement whose cost does not grow with history.
+
+        Period holds count when placed at or after `since` (None: all time), whenever they
+        are settled; bonus sums are over all time. All-time sums come from member_totals,
+        kept by the database in the same statement as each ledger row; a period's sums read
+        only the rows of that period.
+        """
+        totals = (
+            "SELECT t.unsettled, t.bonus_granted, t.bonus_unsettled, t.bonus_committed, "
+            "t.period_unsettled, t.period_committed, t.period_excused "
+            "FROM (SELECT 1 AS one) AS one LEFT JOIN member_totals AS t "
+            "ON t.guild_id = ? AND t.user_id = ?"
         )
-        sums = {(row["pool"], row["settled"]): int(row["total"]) for row in rows}
-        unsettled = await self._one(
-            "SELECT COALESCE(SUM(h.amount), 0) AS total FROM ledger AS h "
-            "WHERE h.kind = 'hold' AND h.guild_id = ? AND h.user_id = ? AND NOT EXISTS ("
-            "  SELECT 1 FROM ledger AS s WHERE s.job_id = h.job_id AND s.pool = h.pool "
-            "  AND s.kind IN ('commit', 'release'))",
-            (guild_id, user_id),
-        )
-        assert unsettled is not None
-        other = await self._one(
-            "SELECT COALESCE(SUM(amount), 0) AS granted FROM ledger "
-            "WHERE guild_id = ? AND user_id = ? AND kind = 'grant'",
-            (guild_id, user_id),
-        )
-        assert other is not None
-        # A reset excuses what was committed before it, by holds placed in this window before
-        # it. Derived from the rows themselves (ordered by id: the ledger is append-only), not
-        # from the reset row's amount, so it stays right when the window changes (a new
-        # period length) and never excuses what was committed after the reset.
-        excused = await self._one(
-            "SELECT COALESCE(SUM(h.amount), 0) AS total FROM ledger AS h "
-            "JOIN ledger AS c ON c.job_id = h.job_id AND c.pool = h.pool AND c.kind = 'commit' "
-            "WHERE h.kind = 'hold' AND h.pool = 'period' AND h.guild_id = ? AND h.user_id = ? "
-            "AND h.created_at >= ? AND c.id < ("
-            "  SELECT COALESCE(MAX(r.id), 0) FROM ledger AS r WHERE r.kind = 'reset' "
-            "  AND r.guild_id = ? AND r.user_id = ? AND r.created_at >= ?)",
-            (guild_id, user_id, since_text, guild_id, user_id, since_text),
-        )
-        assert excused is not None
+        if since is None:
+            row = await self._one(totals, (guild_id, user_id))
+            window: Row = {
+                "period_held": _n(row, "period_unsettled"),
+                "period_committed": _n(row, "period_committed"),
+                "period_excused": _n(row, "period_excused"),
+            }
+        else:
+            start = to_db(since)
+            holds = (
+                "FROM ledger AS h WHERE h.kind = 'hold' AND h.pool = 'period' "
+                "AND h.guild_id = ? AND h.user_id = ? AND h.created_at >= ?"
+            )
+            row = await self._one(
+                "SELECT "
+                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND NOT EXISTS ("
+                "  SELECT 1 FROM ledger AS s WHERE s.job_id = h.job_id AND s.pool = h.pool "
+                "  AND s.kind IN ('commit', 'release'))) AS period_held, "
+                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND EXISTS ("
+                "  SELECT 1 FROM ledger AS c WHERE c.job_id = h.job_id AND c.pool = h.pool "
+                "  AND c.kind = 'commit')) AS period_committed, "
+                # A reset excuses what was committed before it, by holds placed in this
+                # window before it. Derived from the rows themselves (ordered by id: the
+                # ledger is append-only), not from the reset row's amount, so it stays right
+                # when the window changes and never excuses what was committed after it.
+                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND EXISTS ("
+                "  SELECT 1 FROM ledger AS c WHERE c.job_id = h.job_id AND c.pool = h.pool "
+                "  AND c.kind = 'commit' AND c.id < ("
+                "    SELECT COALESCE(MAX(r.id), 0) FROM ledger AS r WHERE r.kind = 'reset' "
+                "    AND r.guild_id = ? AND r.user_id = ? AND r.created_at >= ?))"
+                ") AS period_excused, "
+                "t.unsettled, t.bonus_granted, t.bonus_unsettled, t.bonus_committed "
+                "FROM (SELECT 1 AS one) AS one LEFT JOIN member_totals AS t "
+                "ON t.guild_id = ? AND t.user_id = ?",
+                (
+                    *(guild_id, user_id, start) * 2,
+                    guild_id,
+                    user_id,
+                    start,
+                    guild_id,
+                    user_id,
+                    start,
+                    guild_id,
+                    user_id,
+                ),
+            )
+            window = row or {}
         return MemberUsage(
-            held_anytime=int(unsettled["total"]),
-            period_held=sums.get(("period", None), 0),
-            period_committed=sums.get(("period", "commit"), 0),
-            period_reset=int(excused["total"]),
-            bonus_granted=int(other["granted"]),
-            bonus_held=sums.get(("bonus", None), 0),
-            bonus_committed=sums.get(("bonus", "commit"), 0),
+            held_anytime=_n(row, "unsettled"),
+            period_held=_n(window, "period_held"),
+            period_committed=_n(window, "period_committed"),
+            period_reset=_n(window, "period_excused"),
+            bonus_granted=_n(row, "bonus_granted"),
+            bonus_held=_n(row, "bonus_unsettled"),
+            bonus_committed=_n(row, "bonus_committed"),
         )
 
     async def spent_since(self, since: datetime, guild_id: int | None = None) -> int:
@@ -192,6 +211,12 @@ class LedgerQueries(Queries):
         return LedgerPage(
             entries=[_ledger_entry(r) for r in rows], page=page, pages=pages, total=total
         )
+
+
+def _n(row: Row | None, column: str) -> int:
+    """A sum from a row (None where the member has no totals yet)."""
+    value = None if row is None else row[column]
+    return 0 if value is None else int(value)
 
 
 def _ledger_filter(guild_id: int | None, user_id: int | None) -> tuple[str, list[object]]:
