@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.api import VideoAPI
 from bot.core import Core
+from bot.core.durations import Durations
 from bot.core.poller import Poller
 from bot.core.videos import Videos
 from bot.discord.bot import VideoBot
@@ -89,7 +90,15 @@ def build_bot(
         sync_only=sync_only,
     )
     bot.delivery = delivery = build_delivery(bot, resources)
-    bot.poller = Poller(core.lifecycle, resources.api, delivery, settings)
+    bot.poller = Poller(
+        core.lifecycle,
+        core.housekeeping,
+        resources.api,
+        delivery,
+        settings,
+        durations=Durations(resources.db),
+        reads=resources.api.reads,
+    )
     return bot
 
 

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         default=200 * 1024 * 1024, ge=1, description="never download a result larger than this"
     )
 
+    # --- Webhooks (optional: polling works alone) ---------------------------------------
+    webhook_public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="the address the video service can reach this bot at (https://…); unset: "
+        "no webhooks, results are read by polling alone",
+    )
+    webhook_host: str = Field(default="0.0.0.0", description="where the webhook receiver listens")
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+
     # --- Storage -------------------------------------------------------------------------
     database_path: Path = Field(
         default=Path("data/bot.sqlite3"),
@@ -161,6 +170,7 @@ class Settings(BaseSettings):
         "operator_daily_cap",
         "api_requests_per_minute",
         "database_url",
+        "webhook_public_url",
         mode="before",
     )
     @classmethod

@@ -25,6 +25,7 @@ TABLES: tuple[str, ...] = (
     "guild_settings",
     "member_quota",
     "role_allowances",
+    "learned_durations",
     "jobs",
     "ledger",
 )

@@ -4,18 +4,22 @@ commands ask."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from storage.models import ACTIVE_STATES, InputRef, Job, JobState, NewJob
 from storage.sql import Queries, Row, db_value, from_db, opt_from_db, to_db
 
 _ACTIVE = tuple(state.value for state in ACTIVE_STATES)
+# Written out, not bound: a partial index on active jobs serves a query only when its WHERE
+# says the same words as the index's.
+ACTIVE_SQL = "state IN ('SUBMITTING', 'QUEUED', 'PROCESSING')"
 _JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, model, params, inputs, price, off_peak, state, task_id, "
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "
     "failure_reason, delivered_message_id, reroll_of, created_at, updated_at, finished_at, "
-    "card_state, card_stale, delivery_uncertain_at, read_state"
+    "card_state, card_stale, delivery_uncertain_at, read_state, read_priority, expected_at, "
+    "give_up_at, bucket, webhook_token"
 )
 # Columns a transition may change; anything else about a job is fixed at creation.
 _MUTABLE_JOB_COLUMNS = frozenset(
@@ -36,6 +40,9 @@ _MUTABLE_JOB_COLUMNS = frozenset(
         "card_stale",
         "delivery_uncertain_at",
         "read_state",
+        "read_priority",
+        "expected_at",
+        "give_up_at",
     }
 )
 # Ids are signed 64-bit integers in every dialect: a larger number names no job.
@@ -49,8 +56,9 @@ class JobQueries(Queries):
         now = to_db(at)
         row = await self._insert_row(
             "INSERT INTO jobs (guild_id, channel_id, user_id, model, params, inputs, price, "
-            "off_peak, state, failure_reason, reroll_of, card_state, created_at, updated_at) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_JOB_COLUMNS}",
+            "off_peak, state, failure_reason, reroll_of, card_state, bucket, give_up_at, "
+            "webhook_token, created_at, updated_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_JOB_COLUMNS}",
             (
                 new.guild_id,
                 new.channel_id,
@@ -64,6 +72,9 @@ class JobQueries(Queries):
                 new.failure_reason,
                 new.reroll_of,
                 new.card_state,
+                new.bucket,
+                None if new.give_up_at is None else to_db(new.give_up_at),
+                new.webhook_token,
                 now,
                 now,
             ),
@@ -97,9 +108,8 @@ class JobQueries(Queries):
 
     async def count_active_jobs(self, guild_id: int, user_id: int) -> int:
         row = await self._one(
-            "SELECT count(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? "
-            "AND state IN (?, ?, ?)",
-            (guild_id, user_id, *_ACTIVE),
+            f"SELECT count(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND {ACTIVE_SQL}",
+            (guild_id, user_id),
         )
         return 0 if row is None else int(row["n"])
 
@@ -118,14 +128,91 @@ class JobQueries(Queries):
         return [_job(row) for row in await self._all(sql, params)]
 
     async def jobs_due(self, now: datetime, limit: int) -> list[Job]:
-        """Active jobs with a task id whose next poll time has come, most overdue first."""
+        """Active jobs with a task id whose next read has come: the reads most likely to find
+        the job done first, then the most overdue."""
         rows = await self._all(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) AND task_id IS NOT NULL "
             "AND next_poll_at IS NOT NULL AND next_poll_at <= ? "
-            "ORDER BY next_poll_at, id LIMIT ?",
+            "ORDER BY read_priority, next_poll_at, id LIMIT ?",
             (*_ACTIVE, to_db(now), limit),
         )
         return [_job(row) for row in rows]
+
+    async def jobs_to_give_up(self, now: datetime, limit: int) -> list[Job]:
+        """Active jobs whose give-up time has come, by index (not a scan of every job)."""
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {ACTIVE_SQL} AND give_up_at <= ? "
+            "ORDER BY give_up_at, id LIMIT ?",
+            (to_db(now), limit),
+        )
+        return [_job(row) for row in rows]
+
+    async def active_without_give_up(self, after_id: int, limit: int) -> list[Job]:
+        """Active jobs written before give-up times existed, by id from `after_id` (once)."""
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {ACTIVE_SQL} AND give_up_at IS NULL "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [_job(row) for row in rows]
+
+    async def active_reads(self, after_id: int, limit: int) -> list[tuple[int, datetime | None]]:
+        """(id, next read) of active jobs with a task id, by id from `after_id`."""
+        rows = await self._all(
+            f"SELECT id, next_poll_at FROM jobs WHERE {ACTIVE_SQL} AND task_id IS NOT NULL "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(int(row["id"]), opt_from_db(row["next_poll_at"])) for row in rows]
+
+    async def deliveries_waiting(self, after_id: int, limit: int) -> list[int]:
+        """Ids of finished videos not yet posted, by id from `after_id`."""
+        rows = await self._all(
+            "SELECT id FROM jobs WHERE state = 'SUCCEEDED' AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [int(row["id"]) for row in rows]
+
+    async def set_next_reads(self, reads: Sequence[tuple[int, datetime]], at: datetime) -> None:
+        """Move many jobs' next read at once (spreading a backlog): one statement."""
+        if not reads:
+            return
+        cases = " ".join("WHEN ? THEN ?" for _ in reads)
+        marks = ", ".join("?" for _ in reads)
+        params: list[object] = [v for job_id, when in reads for v in (job_id, to_db(when))]
+        await self._write(
+            f"UPDATE jobs SET next_poll_at = CASE id {cases} END, updated_at = ? "
+            f"WHERE id IN ({marks})",
+            [*params, to_db(at), *(job_id for job_id, _ in reads)],
+        )
+
+    async def job_by_webhook(self, token: str) -> Job | None:
+        row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE webhook_token = ?", (token,))
+        return None if row is None else _job(row)
+
+    async def learned_samples(self, bucket_from: str, bucket_to: str) -> dict[str, list[float]]:
+        """The learned durations of every kind of job from `bucket_from` up to (not
+        including) `bucket_to`: a handful of rows, whatever the history."""
+        rows = await self._all(
+            "SELECT bucket, samples FROM learned_durations WHERE bucket >= ? AND bucket < ?",
+            (bucket_from, bucket_to),
+        )
+        return {str(row["bucket"]): [float(x) for x in json.loads(row["samples"])] for row in rows}
+
+    async def learn_duration(self, bucket: str, seconds: float, keep: int, at: datetime) -> None:
+        """Add one duration to its kind's samples, keeping the newest `keep`."""
+        lock = self._conn.row_lock
+        row = await self._one(
+            f"SELECT samples FROM learned_durations WHERE bucket = ?{lock}", (bucket,)
+        )
+        samples = [] if row is None else [float(x) for x in json.loads(row["samples"])]
+        samples = [*samples, round(seconds, 3)][-keep:]
+        await self._write(
+            "INSERT INTO learned_durations (bucket, samples, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (bucket) DO UPDATE SET samples = excluded.samples, "
+            "updated_at = excluded.updated_at",
+            (bucket, json.dumps(samples), to_db(at)),
+        )
 
     async def deliveries_due(self, now: datetime, limit: int) -> list[Job]:
         """SUCCEEDED jobs due for a delivery attempt, once their card is settled (a video
@@ -154,14 +241,6 @@ class JobQueries(Queries):
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE card_stale = 1 AND card_state <> 'pending' "
             "AND updated_at < ? ORDER BY updated_at LIMIT ?",
             (to_db(before), limit),
-        )
-        return [_job(row) for row in rows]
-
-    async def active_jobs_created_before(self, before: datetime, *, off_peak: bool) -> list[Job]:
-        rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) AND off_peak = ? "
-            "AND created_at < ? ORDER BY id",
-            (*_ACTIVE, int(off_peak), to_db(before)),
         )
         return [_job(row) for row in rows]
 
@@ -209,6 +288,11 @@ def _job(row: Row) -> Job:
         finished_at=opt_from_db(row["finished_at"]),
         card_state=row["card_state"],
         card_stale=bool(row["card_stale"]),
+        read_priority=row["read_priority"],
+        expected_at=opt_from_db(row["expected_at"]),
+        give_up_at=opt_from_db(row["give_up_at"]),
+        bucket=row["bucket"],
+        webhook_token=row["webhook_token"],
         delivery_uncertain_at=opt_from_db(row["delivery_uncertain_at"]),
         read_state=json.loads(row["read_state"] or "{}"),
     )

@@ -112,6 +112,11 @@ class Job(_Record):
     reroll_of: int | None = None
     delivery_uncertain_at: datetime | None = None  # a post broke off then: it may have landed
     read_state: dict[str, Any] = Field(default_factory=dict)  # the read schedule's memory
+    read_priority: int = 1  # 0: likely done at its next read (read first when short)
+    expected_at: datetime | None = None  # the best guess of its end, for the card
+    give_up_at: datetime | None = None  # given up (credits returned) if not ended by then
+    bucket: str | None = None
+    webhook_token: str | None = None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
@@ -120,6 +125,8 @@ class Job(_Record):
         "next_poll_at",
         "result_expires_at",
         "delivery_uncertain_at",
+        "expected_at",
+        "give_up_at",
         "created_at",
         "updated_at",
         "finished_at",
@@ -143,6 +150,14 @@ class NewJob(_Record):
     reroll_of: int | None = None
     failure_reason: str | None = None
     card_state: CardState = "pending"
+    bucket: str | None = None  # what durations are learned by: model|resolution|off-peak|seconds
+    give_up_at: datetime | None = None  # given up if not confirmed by then
+    webhook_token: str | None = None  # the job's webhook address ends with it
+
+    @field_validator("give_up_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _require_aware(value)
 
 
 class LedgerEntry(_Record):

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.core.books import Books
+from bot.core.housekeeping import Housekeeping
 from bot.core.lifecycle import Lifecycle
 from bot.core.moderation import Moderation
 from bot.core.quota import utcnow
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Core:
-    """The three services of the core, sharing one database, one clock and the settings."""
+    """The services of the core, sharing one database, one clock and the settings."""
 
     submitting: Submitting
     lifecycle: Lifecycle
     moderation: Moderation
+    housekeeping: Housekeeping
 
     @classmethod
     def build(
@@ -40,4 +42,9 @@ class Core:
     ) -> Core:
         books = Books(db, settings, clock)
         lifecycle = Lifecycle(books)
-        return cls(Submitting(books, api, lifecycle), lifecycle, Moderation(books))
+        return cls(
+            Submitting(books, api, lifecycle),
+            lifecycle,
+            Moderation(books),
+            Housekeeping(books, lifecycle),
+        )

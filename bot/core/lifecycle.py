@@ -15,16 +15,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.api import errors
+from bot.core import moves
 from bot.core.books import Books, log_transition
-from bot.core.moves import NEXT_STATES, Decide, Move, clip, credits, lose, span
+from bot.core.durations import KEEP
+from bot.core.moves import NEXT_STATES, Decide, Move, clip, credits
 from bot.core.refusals import JobNotFound
 from bot.core.results import result_move
-from bot.core.schedule import Memory
+from bot.core.schedule import Learned, Memory
 from bot.retry import backoff
 from storage import SYSTEM_ACTOR, Job, JobState, Store
 from storage.models import CHARGED_STATES
@@ -38,18 +40,6 @@ log = logging.getLogger(__name__)
 # answers followed by waits of NOT_FOUND_SPACING and three times that (10 s, 30 s).
 NOT_FOUND_READS = 3
 NOT_FOUND_SPACING = 10.0
-# A SUBMITTING job with no task id is given up this long after its submit timeout, in case
-# it is not in flight here (a second process, a crashed coroutine).
-UNKNOWN_OUTCOME_GRACE = timedelta(seconds=60)
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What `recover` did: jobs it settled as LOST (their members should hear so), and jobs
-    the poller carries on with."""
-
-    lost: list[Job]
-    resumed: list[Job]
 
 
 class Lifecycle:
@@ -93,9 +83,15 @@ class Lifecycle:
             await store.settle_holds(
                 job.id, move.settle, actor=SYSTEM_ACTOR, reason=move.why, at=now
             )
+        if move.learn is not None and job.bucket:
+            await store.learn_duration(job.bucket, move.learn, KEEP, now)
         return await store.update_job(job.id, now, **changes)
 
-    async def _step_each(self, store: Store, jobs: Iterable[Job], decide: Decide) -> list[Job]:
+    def busy(self, job_id: int) -> bool:
+        """Whether the job's submission is running in this process right now."""
+        return job_id in self._in_flight
+
+    async def step_each(self, store: Store, jobs: Iterable[Job], decide: Decide) -> list[Job]:
         """Apply `decide` to many jobs inside the caller's transaction; returns those moved."""
         now = self._books.now()
         moved = []
@@ -139,6 +135,7 @@ class Lifecycle:
                     "failure_reason": None,
                     "attempts": 0,
                     "next_poll_at": now + timedelta(seconds=first),
+                    "give_up_at": job.created_at + self.timeout(job.off_peak),
                 },
             )
 
@@ -157,10 +154,17 @@ class Lifecycle:
 
         return await self.step(job_id, decide)
 
+    def timeout(self, off_peak: bool) -> timedelta:
+        """How long a job may take before it is given up and its credits returned."""
+        s = self._settings
+        return timedelta(
+            minutes=s.off_peak_job_timeout_minutes if off_peak else s.job_timeout_minutes
+        )
+
     def unconfirmed_deadline(self, job: Job) -> datetime:
         """When a submission whose outcome is unknown is given up (and its credits return),
         unless it is still in flight here."""
-        wait = timedelta(seconds=self._settings.submit_timeout_seconds) + UNKNOWN_OUTCOME_GRACE
+        wait = timedelta(seconds=self._settings.submit_timeout_seconds) + moves.UNKNOWN_GRACE
         return job.created_at + wait
 
     async def outcome_unknown(self, job_id: int, member_message: str | None) -> Job:
@@ -175,10 +179,12 @@ class Lifecycle:
                 or "The bot could not confirm whether the video service started your video."
             )
             words += f" Your {credits(job.price)} are held until this is settled."
+            deadline = self.unconfirmed_deadline(job)
             return Move(
                 changes={
                     "failure_reason": clip(words, 500),
-                    "next_poll_at": self.unconfirmed_deadline(job),
+                    "next_poll_at": deadline,
+                    "give_up_at": deadline,
                 }
             )
 
@@ -215,88 +221,31 @@ class Lifecycle:
         async with self._books.db.read() as store:
             return await store.deliveries_due(now, limit)
 
-    # --- after a stop --------------------------------------------------------------------
-
-    async def recover(self) -> Recovery:
-        """Settle what a stop left behind: the jobs now LOST, and those to carry on with.
-
-        SUBMITTING without a task id → LOST (hold released): it was never confirmed, and is
-        never re-sent. Jobs with a task id (and finished videos not yet posted) are due at
-        once.
-        """
-
-        def decide(job: Job, now: datetime) -> Move | None:
-            if job.state is JobState.SUBMITTING and job.task_id is None:
-                return lose(job, now)
-            if job.state is JobState.SUBMITTING:
-                # A task id without QUEUED cannot be written by this code; treat it as queued.
-                return Move(to=JobState.QUEUED, changes={"next_poll_at": now})
-            if job.next_poll_at is None or job.next_poll_at > now:
-                return Move(changes={"next_poll_at": now})
-            return None
-
-        active = [JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING, JobState.SUCCEEDED]
-        async with self._books.db.transaction() as store:
-            jobs = [j for j in await store.jobs_in_states(active) if j.id not in self._in_flight]
-            moved = {job.id: job for job in await self._step_each(store, jobs, decide)}
-        after = [moved.get(job.id, job) for job in jobs]
-        lost = [job for job in after if job.state is JobState.LOST]
-        resumed = [job for job in after if job.state is not JobState.LOST]
-        log.info("recovery: %d job(s) settled, %d to resume", len(lost), len(resumed))
-        return Recovery(lost=lost, resumed=resumed)
-
-    async def expire_overdue(self) -> list[Job]:
-        """End jobs that will not finish: no answer in the configured time (EXPIRED), or a
-        submission whose outcome stayed unknown and is no longer in flight (LOST). Both
-        release their holds."""
-        s = self._settings
-        now = self._books.now()
-
-        def expire(minutes: float) -> Decide:
-            def decide(job: Job, now: datetime) -> Move:
-                if job.task_id is None:
-                    return lose(job, now)
-                return Move(
-                    to=JobState.EXPIRED,
-                    settle="release",
-                    why="no answer in time",
-                    changes={
-                        "failure_reason": (
-                            "The video service gave no result within "
-                            f"{span(minutes)}, so the job was given up. "
-                            f"Your {credits(job.price)} were returned."
-                        )
-                    },
-                )
-
-            return decide
-
-        def unknown(job: Job, now: datetime) -> Move | None:
-            return lose(job, now) if job.task_id is None else None
-
-        moved: list[Job] = []
-        async with self._books.db.transaction() as store:
-            for off_peak, minutes in (
-                (False, s.job_timeout_minutes),
-                (True, s.off_peak_job_timeout_minutes),
-            ):
-                cutoff = now - timedelta(minutes=minutes)
-                overdue = await store.active_jobs_created_before(cutoff, off_peak=off_peak)
-                moved += await self._step_each(store, overdue, expire(minutes))
-            stale = [
-                job
-                for job in await store.jobs_in_states([JobState.SUBMITTING])
-                if self.unconfirmed_deadline(job) < now
-            ]
-            moved += await self._step_each(store, stale, unknown)
-        return moved
-
     # --- polling -------------------------------------------------------------------------
 
-    async def apply_result(self, job_id: int, result: TaskResult) -> Job:
-        """Move a job by a task result; idempotent (a settled job is returned unchanged)."""
+    async def apply_result(
+        self, job_id: int, result: TaskResult, learned: Learned | None = None
+    ) -> Job:
+        """Move a job by a task result; idempotent (a settled job is returned unchanged).
+        `learned`: how long jobs of its kind take, for the next read's schedule."""
         return await self.step(
-            job_id, lambda job, now: result_move(job, result, now, self._settings)
+            job_id, lambda job, now: result_move(job, result, now, self._settings, learned)
+        )
+
+    async def webhook_hint(self, token: str) -> Job | None:
+        """A webhook named this job: read it at once (a webhook is only a hint, which one
+        result read confirms). None when no job still running has this address."""
+        async with self._books.db.read() as store:
+            job = await store.job_by_webhook(token)
+        if job is None or not job.state.is_active or job.task_id is None:
+            return None
+        return await self.step(
+            job.id,
+            lambda current, now: (
+                Move(changes={"next_poll_at": now, "read_priority": 0})
+                if current.state.is_active
+                else None
+            ),
         )
 
     async def poll_failed(self, job_id: int, error: errors.VideoAPIError) -> Job:

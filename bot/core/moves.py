@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from storage import Job, JobState
 
 FAILURE_REASON_MAX_CHARS = 300
+# A submission whose outcome is unknown is given up this long after its submit timeout, in
+# case it is not in flight here (a second process, a crashed coroutine).
+UNKNOWN_GRACE = timedelta(seconds=60)
 
 # The transitions a job may make; anything else is a bug and is refused loudly.
 NEXT_STATES: dict[JobState, frozenset[JobState]] = {
@@ -41,12 +44,13 @@ NEXT_STATES: dict[JobState, frozenset[JobState]] = {
 @dataclass(frozen=True, slots=True)
 class Move:
     """One step of a job: its next state (None: it stays), how its holds settle (with the
-    ledger reason), and the columns that change."""
+    ledger reason), the columns that change, and a duration to learn from it."""
 
     to: JobState | None = None
     settle: Literal["commit", "release"] | None = None
     why: str = ""
     changes: Mapping[str, object] = field(default_factory=dict)
+    learn: float | None = None  # how long the service took to make it (seconds), to learn
 
 
 # Chooses the move for the job as stored now; None leaves it untouched.

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from bot.api.models import TaskResult
     from bot.core.delivery import Delivery
+    from bot.core.durations import Durations
+    from bot.core.housekeeping import Housekeeping
     from bot.core.lifecycle import Lifecycle
     from bot.settings import Settings
     from storage.models import Job
@@ -68,14 +70,31 @@ class ResultReader(Protocol):
     async def task_result(self, task_id: str) -> TaskResult: ...
 
 
+class ReadBudget(Protocol):
+    """How many result reads may go out right now (`bot.api.Budget` is one)."""
+
+    def available(self) -> int: ...
+
+
 class Poller:
     def __init__(
-        self, lifecycle: Lifecycle, api: ResultReader, delivery: Delivery, settings: Settings
+        self,
+        lifecycle: Lifecycle,
+        housekeeping: Housekeeping,
+        api: ResultReader,
+        delivery: Delivery,
+        settings: Settings,
+        *,
+        durations: Durations | None = None,
+        reads: ReadBudget | None = None,
     ) -> None:
         self.lifecycle = lifecycle
+        self.housekeeping = housekeeping
         self.api = api
         self.delivery = delivery
         self.settings = settings
+        self.durations = durations  # what the bot learned of how long jobs take
+        self.reads = reads  # the read budget: when short, only the likeliest reads go out
         # Separate pools, so long uploads cannot take every slot from the polls.
         self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
         self._delivery_slots = asyncio.Semaphore(settings.poll_concurrency)
@@ -94,7 +113,7 @@ class Poller:
 
     async def recover(self) -> None:
         """Settle what the last stop left behind, once, before the first tick."""
-        recovery = await self.lifecycle.recover()
+        recovery = await self.housekeeping.recover(self.settings.api_reads_per_minute)
         for job in recovery.lost:
             self.announce(job)  # its card says the credits came back
 
@@ -177,13 +196,22 @@ class Poller:
         return healthy
 
     async def _expire_phase(self) -> None:
-        for job in await self.lifecycle.expire_overdue():
+        for job in await self.housekeeping.expire_overdue():
             # Reported once only: if the job is busy, redraw its card when the step ends.
             self._spawn(job.id, self.show, job, later=True)
 
     async def _poll_phase(self) -> None:
-        for job in await self.lifecycle.due_jobs(limit=BATCH):
-            self._spawn(job.id, self.poll_job, job)
+        # No more reads than the budget can take now, the likeliest to find a video first
+        # (due_jobs' order); the others wait for the next tick, still due.
+        room = BATCH if self.reads is None else min(BATCH, self.reads.available())
+        if room <= 0:
+            return
+        for job in await self.lifecycle.due_jobs(limit=room + len(self._in_flight)):
+            if room <= 0:
+                break
+            if job.id not in self._in_flight:
+                self._spawn(job.id, self.poll_job, job)
+                room -= 1
 
     async def _delivery_phase(self) -> None:
         for job in await self.lifecycle.pending_deliveries():
@@ -289,12 +317,13 @@ class Poller:
 
     async def poll_job(self, job: Job) -> None:
         assert job.task_id is not None
+        learned = None if self.durations is None else await self.durations.learned(job)
         try:
             result = await self.api.task_result(job.task_id)
         except VideoAPIError as error:
             job = await self.lifecycle.poll_failed(job.id, error)
         else:
-            job = await self.lifecycle.apply_result(job.id, result)
+            job = await self.lifecycle.apply_result(job.id, result, learned)
         await self.show(job)
         if job.state is JobState.SUCCEEDED and job.card_state != "pending":
             # A step of its own (in a delivery slot), started as soon as this one ends. A

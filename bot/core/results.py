@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.api import errors
+from bot.core.durations import service_seconds
 from bot.core.moves import Move, clip
-from bot.core.schedule import Memory
+from bot.core.schedule import Learned, Memory, plan
 from storage import Job, JobState
 
 if TYPE_CHECKING:
@@ -26,20 +27,18 @@ def failure_words(reason: str) -> str:
     return "The video service could not make this video."
 
 
-def result_move(job: Job, result: TaskResult, now: datetime, settings: Settings) -> Move | None:
-    """The move a task result makes; None for a job it no longer concerns."""
+def result_move(
+    job: Job,
+    result: TaskResult,
+    now: datetime,
+    settings: Settings,
+    learned: Learned | None = None,
+) -> Move | None:
+    """The move a task result makes; None for a job it no longer concerns. A job still
+    running gets its next read from the schedule (`bot.core.schedule`)."""
     if not job.state.is_active or job.task_id is None:
         return None
-    move = _result_move(job, result, now, settings)
-    memory = Memory.from_json(job.read_state)
-    if memory.not_found:
-        # The service knows the task after all: a later "not found" starts counting anew.
-        memory = replace(memory, not_found=0)
-        move = replace(move, changes={**move.changes, "read_state": memory.to_json()})
-    return move
-
-
-def _result_move(job: Job, result: TaskResult, now: datetime, settings: Settings) -> Move:
+    elapsed = (now - job.created_at).total_seconds()
     video = result.video
     if result.succeeded and video is not None and video.video_url:
         expires = now + timedelta(seconds=video.video_url_ttl) if video.video_url_ttl else None
@@ -47,6 +46,7 @@ def _result_move(job: Job, result: TaskResult, now: datetime, settings: Settings
             to=JobState.SUCCEEDED,
             settle="commit",
             why="video made",
+            learn=service_seconds(result.extra, elapsed),
             changes={
                 "progress": 100,
                 "eta": None,
@@ -72,31 +72,45 @@ def _result_move(job: Job, result: TaskResult, now: datetime, settings: Settings
     reported = result.task.progress_percent
     progress = job.progress if reported is None else max(job.progress, reported)
     eta = result.task.eta or None
+    # A good read: a later "task not found" starts counting anew.
+    memory = replace(Memory.from_json(job.read_state), not_found=0)
+    if job.off_peak:
+        floor, ceiling = settings.off_peak_poll_seconds, None
+    else:
+        floor, ceiling = None, settings.poll_max_seconds
+    step = plan(
+        elapsed,
+        memory,
+        eta=eta,
+        progress=reported,
+        learned=learned,
+        floor=floor,
+        ceiling=ceiling,
+        scale=time_scale(settings),
+    )
+    read_at = step.read_at
+    if job.off_peak:
+        # Off-peak work is queued for hours: never read it more often than configured.
+        read_at = max(read_at, elapsed + settings.off_peak_poll_seconds)
     # The service may report QUEUED again; the job never goes back from PROCESSING.
     queued = result.task.status.name == "QUEUED" and job.state is JobState.QUEUED
-    delay = poll_delay(job, eta, progress, now, settings)
+    expected = step.expected_end
     return Move(
         to=JobState.QUEUED if queued else JobState.PROCESSING,
         changes={
             "progress": progress,
             "eta": eta,
             "attempts": 0,
-            "next_poll_at": now + timedelta(seconds=delay),
+            "next_poll_at": job.created_at + timedelta(seconds=read_at),
+            "read_priority": 0 if step.likely else 1,
+            "expected_at": None
+            if expected is None
+            else job.created_at + timedelta(seconds=expected),
+            "read_state": step.memory.to_json(),
         },
     )
 
 
-def poll_delay(
-    job: Job, eta: int | None, progress: int, now: datetime, settings: Settings
-) -> float:
-    """Seconds to the next read: about half the time left, within the configured bounds."""
-    if job.off_peak:
-        return settings.off_peak_poll_seconds
-    if eta:
-        guess = eta / 2
-    elif 0 < progress < 100:
-        elapsed = (now - job.created_at).total_seconds()
-        guess = elapsed * (100 - progress) / progress / 2
-    else:
-        guess = (now - job.created_at).total_seconds() / 4
-    return min(settings.poll_max_seconds, max(settings.poll_min_seconds, guess))
+def time_scale(settings: Settings) -> float:
+    """How fast the schedule's clock runs: 1 at the default POLL_MIN_SECONDS of 3 s."""
+    return settings.poll_min_seconds / 3.0

@@ -5,7 +5,8 @@ that finds a job still running is evidence, weighed strongest first:
 
 - **eta** (seconds left, from the service): believed while it agrees with what the bot has
   learned of such jobs, and until a read after the end it promised finds the job running
-  (an eta that never goes down, or counts down too fast, breaks that way).
+  (an eta that never goes down, or counts down too fast, breaks that way). With nothing
+  learned yet to check it against, reads still come at least every `ceiling` seconds.
 - **progress_percent**: a whole percentage of the elapsed time, so a reading `p` at `e`
   seconds puts the end between `e·100/(p+1)` and `e·100/p`; believed while it agrees with
   what the bot learned.
@@ -18,7 +19,9 @@ believable, reads come every `gap`, which grows with the time the job has run: a
 five minutes is read about every 36 s, a job of twenty seconds every 4 s.
 
 Everything here is pure arithmetic on seconds since the job was submitted; the lifecycle
-stores the `Memory` with the job and turns a `Plan` into its next read time.
+stores the `Memory` with the job and turns a `Plan` into its next read time. The constants
+are for real time; `scale` shrinks every absolute one with it (tests and benchmarks run
+scaled time, the bot scales by POLL_MIN_SECONDS / 3).
 """
 
 from __future__ import annotations
@@ -104,6 +107,11 @@ def gap(elapsed: float, floor: float = MIN_GAP) -> float:
     return max(floor, GAP_SHARE * elapsed)
 
 
+def believed_end(memory: Memory) -> float | None:
+    """The end the job's believed eta promises, if any (s after submission)."""
+    return memory.eta_end if not memory.eta_broken else None
+
+
 def first_read(learned: Learned | None, *, first: float) -> Plan:
     """The read right after submission (`first` s later): it asks for the eta and
     progress."""
@@ -117,23 +125,31 @@ def plan(
     eta: int | None,
     progress: int | None,
     learned: Learned | None,
-    floor: float = MIN_GAP,
+    floor: float | None = None,
     ceiling: float | None = None,
+    scale: float = 1.0,
 ) -> Plan:
     """The next read of a job found still running `elapsed` seconds after submission.
 
     `eta`/`progress` are what that read said (None or 0: not said); `floor` is the least
-    gap while unsure and `ceiling` the most, which only bounds reads made with nothing
-    believable to go on.
+    gap while unsure (default MIN_GAP) and `ceiling` the most, which only bounds reads made
+    with nothing believable to go on; `scale` shrinks the absolute constants.
     """
-    earliest = elapsed + MIN_STEP
+    floor = MIN_GAP * scale if floor is None else floor
+    margin, step = MARGIN * scale, MIN_STEP * scale
+    earliest = elapsed + step
     memory = _judge_eta(elapsed, memory, eta, learned)
     memory, window = _judge_progress(elapsed, memory, progress, learned)
     expected = learned.typical if learned is not None else None
 
     if memory.eta_end is not None:
         end = memory.eta_end
-        return Plan(max(earliest, end + MARGIN), True, end, memory, "eta")
+        read_at = max(earliest, end + margin)
+        if learned is None and ceiling is not None and read_at > elapsed + ceiling:
+            # Nothing learned yet to check the eta against: believed, but not blindly; a
+            # read at least every `ceiling` seconds still catches an eta far too long.
+            return Plan(elapsed + max(ceiling, floor), False, end, memory, "eta")
+        return Plan(read_at, True, end, memory, "eta")
 
     source = "progress"
     if window is not None and learned is not None:
@@ -149,8 +165,14 @@ def plan(
 
     low, high = max(window[0], elapsed), window[1]
     expected = min(max(expected if expected is not None else (low + high) / 2, low), high)
+    if learned is None and ceiling is not None:
+        # A window from progress alone, unchecked: not trusted further than `ceiling`.
+        low, high = (
+            min(low, elapsed + max(ceiling, floor)),
+            min(high, elapsed + max(ceiling, floor)),
+        )
     if high - low <= allowed:
-        return Plan(max(earliest, high + MARGIN), True, expected, memory, source)
+        return Plan(max(earliest, high + margin), True, expected, memory, source)
     if low > elapsed + allowed:
         # Nothing to find before the window opens: the first read at its lower edge.
         return Plan(low, False, expected, memory, source)
@@ -170,6 +192,11 @@ def _judge_eta(elapsed: float, memory: Memory, eta: int | None, learned: Learned
     if not eta or eta <= 0:
         return replace(memory, eta_end=None)
     end = elapsed + eta
+    promised = memory.eta_end
+    if promised is not None and elapsed < promised and end > promised + max(2.0, 0.1 * elapsed):
+        # The eta did not count down with the time that passed (a number stuck at its first
+        # value, or raised): keep the end it promised first, until that end has passed.
+        end = promised
     if learned is not None and not learned.agrees(end - 1, end):
         # An eta far from what such jobs take (four times too long, say) is not believed;
         # it may be believed again if a later read brings it in line.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.api import errors
 from bot.api.models import SEED_MAX, RequestValidationError, describe_validation_error
-from bot.core import refusals
+from bot.core import moves, refusals
 from bot.core.books import OPERATOR_KEY, Books, guild_key, log_transition, member_key
 from bot.core.catalog import CATALOG, JobRequest, ModelSpec, get_model, request_of
+from bot.core.durations import bucket_of
 from bot.core.pricing import price_of
 from bot.core.quota import day_start, split_hold
 from storage import SYSTEM_ACTOR, Balance, GuildSettings, InputRef, Job, JobState, NewJob, Store
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from bot.core.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/vidu"  # the job's own token follows
 
 # Errors after which the service may or may not have started the video.
 OUTCOME_UNKNOWN = (
@@ -53,7 +57,9 @@ OUTCOME_UNKNOWN = (
 class VideoSubmitter(Protocol):
     """What submitting needs of the API client (`bot.api.VideoAPI` is one)."""
 
-    async def submit(self, endpoint: Endpoint, request: VideoRequest) -> str: ...
+    async def submit(
+        self, endpoint: Endpoint, request: VideoRequest, *, webhook_url: str | None = None
+    ) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,9 @@ class Submitting:
         self._api = api
         self._lifecycle = lifecycle
         self._settings = books.settings
+        base = books.settings.webhook_public_url
+        # Where the video service may call back when a video is done (a hint only).
+        self._webhook_base = None if base is None else str(base).rstrip("/") + WEBHOOK_PATH
         self._rerolling: set[tuple[int, int]] = set()  # (job, member) re-rolls under way
 
     def _prepare(self, model: str, params: Mapping[str, Any]) -> _Prepared:
@@ -187,20 +196,28 @@ class Submitting:
             original = await store.get_job(request.reroll_of)
             if original is None or original.guild_id != request.guild_id:
                 raise refusals.JobNotFound(request.reroll_of, of_member=False)
-        job = await store.insert_job(
-            NewJob(
-                guild_id=request.guild_id,
-                channel_id=request.channel_id,
-                user_id=request.user_id,
-                model=prepared.spec.name,
-                params=prepared.request.to_body(),
-                inputs=list(request.inputs),
-                price=prepared.price,
-                off_peak=getattr(prepared.request, "off_peak", False),
-                reroll_of=request.reroll_of,
+        off_peak = bool(getattr(prepared.request, "off_peak", False))
+        draft = NewJob(
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            model=prepared.spec.name,
+            params=prepared.request.to_body(),
+            inputs=list(request.inputs),
+            price=prepared.price,
+            off_peak=off_peak,
+            reroll_of=request.reroll_of,
+            bucket=bucket_of(
+                prepared.spec.name, prepared.request.resolution, off_peak, prepared.request.duration
             ),
-            state=JobState.SUBMITTING,
-            at=now,
+            webhook_token=secrets.token_urlsafe(24) if self._webhook_base else None,
+        )
+        # Given up (LOST, never re-sent) if its outcome stays unknown past this; in flight
+        # here it is left alone until then.
+        give_up = now + timedelta(seconds=self._settings.submit_timeout_seconds)
+        give_up += moves.UNKNOWN_GRACE
+        job = await store.insert_job(
+            draft.model_copy(update={"give_up_at": give_up}), state=JobState.SUBMITTING, at=now
         )
         # Every job gets at least one hold row (even a free one), so "every hold ends as a
         # commit or a release" describes every job.
@@ -237,8 +254,15 @@ class Submitting:
                 raise refusals.OperatorCapReached(price, tomorrow)
 
     async def _send(self, job: Job, prepared: _Prepared) -> Job:
+        webhook = (
+            f"{self._webhook_base}/{job.webhook_token}"
+            if self._webhook_base and job.webhook_token
+            else None
+        )
         try:
-            task_id = await self._api.submit(prepared.spec.endpoint, prepared.request)
+            task_id = await self._api.submit(
+                prepared.spec.endpoint, prepared.request, webhook_url=webhook
+            )
         except OUTCOME_UNKNOWN as error:
             # The request may have reached the service: never send it again.
             log.warning("job %s: submission outcome unknown: %s", job.id, error)

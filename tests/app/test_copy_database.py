@@ -56,7 +56,7 @@ async def build_deployment(path: Path) -> None:
         api.failures.append(outcome_unknown())
         lost = await core.submitting.submit(request())
         clock.advance(hours=4)
-        ended = {job.id: job.state for job in await core.lifecycle.expire_overdue()}
+        ended = {job.id: job.state for job in await core.housekeeping.expire_overdue()}
         assert ended == {expiring.id: JobState.EXPIRED, lost.id: JobState.LOST}
 
         queued = await core.submitting.submit(request())

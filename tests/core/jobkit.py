@@ -25,12 +25,14 @@ class FakeAPI:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.webhooks: list[str | None] = []  # the webhook address of each call
         self.failures: list[BaseException] = []
         self.delay = 0.0
         self._next = 0
 
-    async def submit(self, endpoint: Any, request: Any) -> str:
+    async def submit(self, endpoint: Any, request: Any, *, webhook_url: str | None = None) -> str:
         self.calls.append((endpoint.name, request.to_body()))
+        self.webhooks.append(webhook_url)
         if self.delay:
             await asyncio.sleep(self.delay)
         else:

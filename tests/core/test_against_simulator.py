@@ -100,7 +100,7 @@ async def test_a_hung_submission_is_never_resent_and_recovery_releases_it(
     assert len(sim.tasks) == 1  # the service did create it: this is why it is never resent
     assert job.failure_reason is not None
     assert (await live.moderation.balance(GUILD, USER)).held == 30
-    await live.lifecycle.recover()
+    await live.housekeeping.recover(60)
     lost = await live.lifecycle.get_job(job.id)
     assert lost is not None and lost.state is JobState.LOST
     assert len(sim.submissions) == 1

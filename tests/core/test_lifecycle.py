@@ -10,8 +10,9 @@ from jobkit import GUILD, MOD, USER, FakeAPI, make_settings, request, result
 
 from bot.api import errors
 from bot.core import Core
-from bot.core.lifecycle import Recovery
+from bot.core.housekeeping import Recovery
 from bot.core.refusals import Refusal
+from bot.core.schedule import Learned
 from storage import Database, InputRef, JobState, NewJob
 from tests.backends import Backend
 from tests.shared import Clock
@@ -101,13 +102,23 @@ async def test_progress_moves_to_processing_and_schedules_the_next_poll(
     )
     assert moving.state is JobState.PROCESSING
     assert (moving.progress, moving.eta) == (20, 40)
-    assert moving.next_poll_at == clock.now + timedelta(seconds=20)  # half the eta
-    far = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=5000))
-    assert far.next_poll_at == clock.now + timedelta(seconds=60)  # bounded by poll_max
+    # Nothing learned yet contradicts the eta: one read just after the end it promises,
+    # first in line when reads are short, and the card expects the video then.
+    assert moving.next_poll_at == clock.now + timedelta(seconds=40.25)
+    assert moving.read_priority == 0 and moving.expected_at == clock.now + timedelta(seconds=40)
+    # What the bot learned of such jobs (done within 30 to 60 s) overrules an eta far off...
+    learned = Learned(low=30, typical=45, high=60)
+    far = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=5000), learned)
+    assert far.next_poll_at == job.created_at + timedelta(seconds=30)  # where its window opens
+    assert far.read_state.get("eta_end") is None
+    # ...and without any eta or progress, reads walk through that window.
+    clock.advance(seconds=25)
+    walking = await core.lifecycle.apply_result(job.id, result("PROCESSING"), learned)
+    assert walking.next_poll_at == clock.now + timedelta(seconds=5)  # the least gap
     near = await core.lifecycle.apply_result(
         job.id, result("PROCESSING", eta=1, progress_percent=10)
     )
-    assert near.next_poll_at == clock.now + timedelta(seconds=3)  # bounded by poll_min
+    assert near.next_poll_at == clock.now + timedelta(seconds=1.25)
     assert near.progress == 20  # progress never goes back
     back = await core.lifecycle.apply_result(job.id, result("QUEUED"))
     assert back.state is JobState.PROCESSING  # never back from PROCESSING to QUEUED
@@ -200,16 +211,16 @@ async def test_overdue_jobs_expire_and_are_released(
     normal = await core.submitting.submit(request())
     slow = await core.submitting.submit(request(off_peak=True))
     clock.advance(minutes=59)
-    assert await core.lifecycle.expire_overdue() == []
+    assert await core.housekeeping.expire_overdue() == []
     clock.advance(minutes=2)
-    [expired] = await core.lifecycle.expire_overdue()
+    [expired] = await core.housekeeping.expire_overdue()
     assert expired.id == normal.id and expired.state is JobState.EXPIRED
     assert expired.failure_reason is not None and "60 minutes" in expired.failure_reason
     clock.advance(minutes=600)
-    [late] = await core.lifecycle.expire_overdue()
+    [late] = await core.housekeeping.expire_overdue()
     assert late.id == slow.id
     assert (await core.moderation.balance(GUILD, USER)).held == 0
-    assert await core.lifecycle.expire_overdue() == []
+    assert await core.housekeeping.expire_overdue() == []
 
 
 async def test_an_unknown_outcome_is_given_up_once_no_longer_in_flight(
@@ -221,9 +232,9 @@ async def test_an_unknown_outcome_is_given_up_once_no_longer_in_flight(
     job = await core.submitting.submit(request())
     assert job.state is JobState.SUBMITTING
     clock.advance(seconds=60)
-    assert await core.lifecycle.expire_overdue() == []  # still within the submit timeout + grace
+    assert await core.housekeeping.expire_overdue() == []  # still within the submit timeout + grace
     clock.advance(seconds=91)
-    [lost] = await core.lifecycle.expire_overdue()
+    [lost] = await core.housekeeping.expire_overdue()
     assert lost.id == job.id and lost.state is JobState.LOST
     assert (await core.moderation.balance(GUILD, USER)).available == 100
     assert len(api.calls) == 1
@@ -238,8 +249,8 @@ async def test_a_submission_in_flight_is_never_settled_behind_its_back(
     task = asyncio.create_task(core.submitting.submit(request()))
     await asyncio.sleep(0.05)
     clock.advance(days=1)
-    assert await core.lifecycle.expire_overdue() == []
-    assert await core.lifecycle.recover() == Recovery(lost=[], resumed=[])
+    assert await core.housekeeping.expire_overdue() == []
+    assert await core.housekeeping.recover(60) == Recovery(lost=[], spread=0)
     job = await task
     assert job.state is JobState.QUEUED and job.task_id == "task-1"
 
@@ -302,20 +313,17 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
     db = await backend.open()
     try:
         core = Core.build(db, FakeAPI(), make_settings(), clock=clock)
-        recovery = await core.lifecycle.recover()
-        resumed = recovery.resumed
-        by_id = {job.id: job for job in resumed}
+        recovery = await core.housekeeping.recover(60)
         assert [job.id for job in recovery.lost] == [ids["submitting"]]
-        assert set(by_id) == {
-            ids["submitting_with_id"],
-            ids["queued"],
-            ids["processing"],
-            ids["succeeded"],
-        }
+        assert recovery.spread == 2  # each unfinished job is read once soon, in turn
         lost = await core.lifecycle.get_job(ids["submitting"])
         assert lost is not None and lost.state is JobState.LOST
         assert lost.failure_reason is not None and "returned" in lost.failure_reason
-        assert by_id[ids["submitting_with_id"]].state is JobState.QUEUED
+        queued = await core.lifecycle.get_job(ids["submitting_with_id"])
+        assert queued is not None and queued.state is JobState.QUEUED
+        # One read each, a second apart (60 reads a minute), not all at once.
+        assert {job.id for job in await core.lifecycle.due_jobs(10)} == {ids["submitting_with_id"]}
+        clock.advance(seconds=2)
         due = {job.id for job in await core.lifecycle.due_jobs(10)}
         assert due == {ids["submitting_with_id"], ids["queued"], ids["processing"]}
         assert [j.id for j in await core.lifecycle.pending_deliveries()] == [ids["succeeded"]]
@@ -324,8 +332,8 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
         balance = await core.moderation.balance(GUILD, USER)
         # 2 committed (succeeded, delivered), 3 still held (with task ids), 1 released.
         assert (balance.used, balance.held) == (50, 30)
-        again = await core.lifecycle.recover()  # a second recovery changes nothing
-        assert again.resumed == resumed and again.lost == []
+        again = await core.housekeeping.recover(60)  # a second recovery settles nothing more
+        assert again.lost == []
         assert (await core.moderation.balance(GUILD, USER)).held == 30
     finally:
         await db.close()
@@ -365,7 +373,7 @@ async def test_an_unknown_outcome_says_when_the_credits_come_back_and_never_blam
     assert waiting.next_poll_at == waiting.created_at + timedelta(seconds=90 + 60)
     assert waiting.failure_reason is not None and "held until" in waiting.failure_reason
     clock.advance(seconds=151)
-    [lost] = await core.lifecycle.expire_overdue()
+    [lost] = await core.housekeeping.expire_overdue()
     assert lost.state is JobState.LOST and lost.failure_reason is not None
     assert (
         "never confirmed" in lost.failure_reason
@@ -394,7 +402,7 @@ async def test_recovery_says_the_bot_stopped_only_when_it_did(
             state=JobState.SUBMITTING,
             at=clock(),
         )
-    recovery = await core.lifecycle.recover()
+    recovery = await core.housekeeping.recover(60)
     reasons = {job.id: job.failure_reason or "" for job in recovery.lost}
     assert "never confirmed" in reasons[unconfirmed.id] and "stopped" not in reasons[unconfirmed.id]
     assert "The bot stopped" in reasons[cut_off.id]

@@ -76,7 +76,7 @@ class StubService:
         deliveries, self.deliveries = self.deliveries, []
         return deliveries
 
-    async def apply_result(self, job_id: int, result: TaskResult) -> Job:
+    async def apply_result(self, job_id: int, result: TaskResult, learned: Any = None) -> Job:
         self.applied.append(job_id)
         self.polled.set()
         return job(job_id)
@@ -148,7 +148,9 @@ def make_poller(
     )
     service = StubService(list(due), list(deliveries), broken or set())
     delivery = StubDelivery()
-    poller = Poller(cast(Any, service), cast(Any, StubAPI()), delivery, settings)
+    poller = Poller(
+        cast(Any, service), cast(Any, service), cast(Any, StubAPI()), delivery, settings
+    )
     return poller, service, delivery
 
 

@@ -279,9 +279,9 @@ class Scenario:
             self.clock.advance(hours=step.hours)
         elif isinstance(step, Housekeeping):
             if step.recover:
-                await core.lifecycle.recover()
+                await core.housekeeping.recover(60)
             else:
-                await core.lifecycle.expire_overdue()
+                await core.housekeeping.expire_overdue()
 
     async def check(self) -> None:
         async with self.db.read() as store:
@@ -329,7 +329,7 @@ class Scenario:
         for job in await self.jobs():
             if job.state is JobState.SUCCEEDED:
                 await self.core.lifecycle.mark_delivered(job.id, 1)
-        await self.core.lifecycle.recover()
+        await self.core.housekeeping.recover(60)
         await self.check()
         async with self.db.read() as store:
             entries = await store.ledger_entries(GUILD)

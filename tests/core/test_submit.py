@@ -277,7 +277,7 @@ async def test_an_unknown_outcome_stays_submitting_and_is_never_resent(
 
 
 async def _recover_and_list(core: Core, db: Database) -> list[Job]:
-    await core.lifecycle.recover()
+    await core.housekeeping.recover(60)
     async with db.read() as store:
         return await store.jobs_in_states(list(JobState))
 

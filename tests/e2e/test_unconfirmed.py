@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.core import lifecycle
+from bot.core import moves
 from storage.models import JobState
 from tests.e2e.conftest import World, image
 from tests.e2e.helpers import card_of, card_shows, embed_text, finished
@@ -24,7 +24,7 @@ def settings_overrides() -> dict[str, object]:
 async def test_an_unconfirmed_submission_says_so_and_returns_the_credits_on_time(
     world: World, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
-    monkeypatch.setattr(lifecycle, "UNKNOWN_OUTCOME_GRACE", GRACE)
+    monkeypatch.setattr(moves, "UNKNOWN_GRACE", GRACE)
     if fault == "503":
         world.sim.fail_next("submit", status=503)
     elif fault == "dropped":

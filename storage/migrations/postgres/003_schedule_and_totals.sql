@@ -2,8 +2,12 @@
 -- and what the read schedule needs.
 
 ALTER TABLE jobs ADD COLUMN bucket TEXT;
-ALTER TABLE jobs ADD COLUMN service_seconds DOUBLE PRECISION;
-CREATE INDEX jobs_learned ON jobs (bucket, finished_at) WHERE service_seconds IS NOT NULL;
+
+CREATE TABLE learned_durations (
+    bucket     TEXT COLLATE "C" PRIMARY KEY,
+    samples    TEXT NOT NULL DEFAULT '[]',
+    updated_at TEXT COLLATE "C" NOT NULL
+);
 
 ALTER TABLE jobs ADD COLUMN give_up_at TEXT COLLATE "C";
 CREATE INDEX jobs_give_up ON jobs (give_up_at)

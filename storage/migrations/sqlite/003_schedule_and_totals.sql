@@ -1,10 +1,15 @@
 -- Costs that do not grow with history, and what the read schedule needs.
 
--- What the bot learns durations by, and what it learned: the job's kind
--- ("model|resolution|off-peak|seconds") and how long the service took to make it.
+-- What the bot learns durations by: the job's kind ("model|resolution|off-peak|seconds").
 ALTER TABLE jobs ADD COLUMN bucket TEXT;
-ALTER TABLE jobs ADD COLUMN service_seconds REAL;
-CREATE INDEX jobs_learned ON jobs (bucket, finished_at) WHERE service_seconds IS NOT NULL;
+
+-- How long the service took to make the latest videos of each kind (a JSON list of
+-- seconds, newest last, a few dozen at most): one row per kind, whatever the history.
+CREATE TABLE learned_durations (
+    bucket     TEXT PRIMARY KEY,
+    samples    TEXT NOT NULL DEFAULT '[]',
+    updated_at TEXT NOT NULL
+);
 
 -- When an unfinished job is given up (its credits returned): found by an index, not by
 -- scanning every active job each tick.
