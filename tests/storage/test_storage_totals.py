@@ -7,7 +7,8 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage import Database, JobState, NewJob, bundled_migrations
+from storage import Database, bundled_migrations
+from storage.sql import to_db
 from tests.backends import Backend
 
 MEMBERS = ((1, 10), (1, 11), (2, 10))
@@ -67,26 +68,25 @@ async def random_history(db: Database, t0: datetime, seed: int, steps: int = 300
             guild, user = rng.choice(MEMBERS)
             roll = rng.random()
             if roll < 0.4:
-                job = await store.insert_job(
-                    NewJob(
-                        guild_id=guild, channel_id=5, user_id=user, model="m", params={}, price=30
-                    ),
-                    state=JobState.SUBMITTING,
-                    at=at,
+                job_id = await store._insert(
+                    "INSERT INTO jobs (guild_id, channel_id, user_id, model, params, price,"
+                    " state, created_at, updated_at)"
+                    " VALUES (?, 5, ?, 'm', '{}', 30, 'SUBMITTING', ?, ?) RETURNING id",
+                    (guild, user, to_db(at), to_db(at)),
                 )
                 for pool in rng.sample(["period", "bonus"], rng.randint(1, 2)):
                     amount = rng.randint(0, 40)
                     await store.add_ledger(
                         guild_id=guild,
                         user_id=user,
-                        job_id=job.id,
+                        job_id=job_id,
                         kind="hold",
                         pool=pool,
                         amount=amount,
                         actor="system",
                         at=at,
                     )
-                    open_holds.append((job.id, guild, user, pool, amount))
+                    open_holds.append((job_id, guild, user, pool, amount))
             elif roll < 0.7 and open_holds:
                 job_id, guild, user, pool, amount = open_holds.pop(rng.randrange(len(open_holds)))
                 await store.add_ledger(
