@@ -22,12 +22,14 @@ from bot.core import Core
 from bot.core.durations import Durations
 from bot.core.poller import Poller
 from bot.core.videos import Videos
+from bot.core.webhooks import WebhookTrust
 from bot.discord.bot import VideoBot
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
 from bot.scratch import ScratchDir
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
+from bot.webhook_receiver import webhook_receiver
 from storage import Database, open_database, sqlite_process_lock
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ def build_bot(
         settings,
         durations=Durations(resources.db),
         reads=resources.api.reads,
+        webhooks=WebhookTrust(resources.db, settings),
     )
     return bot
 
@@ -117,9 +120,25 @@ async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bo
     point_discord_at(settings)
     async with open_resources(settings) as resources:
         bot = build_bot(resources, force_sync=force_sync, sync_only=sync_only)
-        async with bot:
+        assert bot.poller is not None  # build_bot gives every bot its poller
+        async with bot, receiving_webhooks(settings, resources.core, bot.poller):
             stop_on_signals(bot)
             await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
+
+
+@contextlib.asynccontextmanager
+async def receiving_webhooks(settings: Settings, core: Core, poller: Poller) -> AsyncIterator[None]:
+    """The webhook receiver on WEBHOOK_HOST:WEBHOOK_PORT while the block runs, when
+    WEBHOOK_PUBLIC_URL is set (else nothing listens)."""
+    if settings.webhook_public_url is None:
+        yield
+        return
+    receiver = webhook_receiver(
+        core.lifecycle, poller.wake, settings.webhook_host, settings.webhook_port
+    )
+    async with receiver:
+        log.info("webhooks: received on %s for %s", receiver.url(), settings.webhook_public_url)
+        yield
 
 
 def stop_on_signals(bot: VideoBot) -> None:

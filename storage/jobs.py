@@ -19,7 +19,7 @@ _JOB_COLUMNS = (
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "
     "failure_reason, delivered_message_id, reroll_of, created_at, updated_at, finished_at, "
     "card_state, card_stale, delivery_uncertain_at, read_state, read_priority, expected_at, "
-    "give_up_at, bucket, webhook_token"
+    "give_up_at, bucket, webhook_token, webhook_at"
 )
 # Columns a transition may change; anything else about a job is fixed at creation.
 _MUTABLE_JOB_COLUMNS = frozenset(
@@ -43,6 +43,7 @@ _MUTABLE_JOB_COLUMNS = frozenset(
         "read_priority",
         "expected_at",
         "give_up_at",
+        "webhook_at",
     }
 )
 # Ids are signed 64-bit integers in every dialect: a larger number names no job.
@@ -190,6 +191,17 @@ class JobQueries(Queries):
         row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE webhook_token = ?", (token,))
         return None if row is None else _job(row)
 
+    async def webhooks_seen(self, ended_before: datetime, limit: int) -> list[bool]:
+        """For the newest `limit` jobs the service made a video for, that asked for a
+        webhook and ended before `ended_before`: whether a webhook for each came, newest
+        first. Stops at the newest few, whatever the history."""
+        rows = await self._all(
+            "SELECT webhook_at FROM jobs WHERE webhook_token IS NOT NULL "
+            "AND result_url IS NOT NULL AND finished_at < ? ORDER BY id DESC LIMIT ?",
+            (to_db(ended_before), limit),
+        )
+        return [row["webhook_at"] is not None for row in rows]
+
     async def learned_samples(self, bucket_from: str, bucket_to: str) -> dict[str, list[float]]:
         """The learned durations of every kind of job from `bucket_from` up to (not
         including) `bucket_to`: a handful of rows, whatever the history."""
@@ -293,6 +305,7 @@ def _job(row: Row) -> Job:
         give_up_at=opt_from_db(row["give_up_at"]),
         bucket=row["bucket"],
         webhook_token=row["webhook_token"],
+        webhook_at=opt_from_db(row["webhook_at"]),
         delivery_uncertain_at=opt_from_db(row["delivery_uncertain_at"]),
         read_state=json.loads(row["read_state"] or "{}"),
     )

@@ -117,6 +117,7 @@ class Job(_Record):
     give_up_at: datetime | None = None  # given up (credits returned) if not ended by then
     bucket: str | None = None
     webhook_token: str | None = None
+    webhook_at: datetime | None = None  # when a webhook last named it (None: none came)
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
@@ -127,6 +128,7 @@ class Job(_Record):
         "delivery_uncertain_at",
         "expected_at",
         "give_up_at",
+        "webhook_at",
         "created_at",
         "updated_at",
         "finished_at",

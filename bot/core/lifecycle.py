@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from bot.api import errors
 from bot.core import moves
@@ -25,7 +25,7 @@ from bot.core.books import Books, log_transition
 from bot.core.durations import KEEP
 from bot.core.moves import NEXT_STATES, Decide, Move, clip, credits
 from bot.core.refusals import JobNotFound
-from bot.core.results import result_move
+from bot.core.results import result_move, time_scale
 from bot.core.schedule import Learned, Memory
 from bot.retry import backoff
 from storage import SYSTEM_ACTOR, Job, JobState, Store
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 # answers followed by waits of NOT_FOUND_SPACING and three times that (10 s, 30 s).
 NOT_FOUND_READS = 3
 NOT_FOUND_SPACING = 10.0
+# A webhook for a job that asked for a read less than this long ago asks for none.
+HINT_SPACING = 5.0
+
+Hint = Literal["unknown", "mismatch", "read", "noted"]
 
 
 class Lifecycle:
@@ -232,21 +236,55 @@ class Lifecycle:
             job_id, lambda job, now: result_move(job, result, now, self._settings, learned)
         )
 
-    async def webhook_hint(self, token: str) -> Job | None:
-        """A webhook named this job: read it at once (a webhook is only a hint, which one
-        result read confirms). None when no job still running has this address."""
+    async def webhook_hint(self, token: str, task_id: str | None = None) -> Hint:
+        """A webhook named the job with this token (and, if the body said, this task): the
+        job is read at once (a webhook is only a hint, which that read confirms or not).
+
+        Answers `"unknown"` for a token no job has, `"mismatch"` when the body names
+        another task (forged: nothing changes), `"read"` when a read was asked for, and
+        `"noted"` when none was: the job has ended, or a webhook asked for one moments ago
+        (a repeated webhook costs no second read). Every known job remembers when its
+        webhook came, which is how the bot learns whether webhooks arrive
+        (`bot.core.webhooks`)."""
         async with self._books.db.read() as store:
             job = await store.job_by_webhook(token)
-        if job is None or not job.state.is_active or job.task_id is None:
-            return None
-        return await self.step(
-            job.id,
-            lambda current, now: (
-                Move(changes={"next_poll_at": now, "read_priority": 0})
-                if current.state.is_active
-                else None
-            ),
-        )
+        if job is None:
+            return "unknown"
+        if task_id is not None and task_id != job.task_id:
+            log.warning("job %s: a webhook named another task; ignored", job.id)
+            return "mismatch"
+        spacing = timedelta(seconds=HINT_SPACING * time_scale(self._settings))
+        asked = False
+
+        def decide(current: Job, now: datetime) -> Move | None:
+            nonlocal asked
+            recent = current.webhook_at is not None and now - current.webhook_at < spacing
+            if current.state.is_active and current.task_id is not None and not recent:
+                asked = True
+                return Move(changes={"webhook_at": now, "next_poll_at": now, "read_priority": 0})
+            return None if current.webhook_at is not None else Move(changes={"webhook_at": now})
+
+        await self.step(job.id, decide)
+        return "read" if asked else "noted"
+
+    async def hold_for_webhook(self, job: Job, safety: float) -> bool:
+        """Put off the job's read until its webhook comes or, failing that, until `safety`
+        seconds after submission (`bot.core.schedule.safety_read`). False when that time
+        has come (or a webhook already did): read it now."""
+        until = job.created_at + timedelta(seconds=safety)
+        if job.webhook_at is not None or self._books.now() >= until:
+            return False
+        held = False
+
+        def decide(current: Job, now: datetime) -> Move | None:
+            nonlocal held
+            if not current.state.is_active or current.webhook_at is not None or now >= until:
+                return None
+            held = True
+            return Move(changes={"next_poll_at": until, "read_priority": 1})
+
+        await self.step(job.id, decide)
+        return held
 
     async def poll_failed(self, job_id: int, error: errors.VideoAPIError) -> Job:
         """A task-result read failed: anything but "task not found" backs off. "Not found"

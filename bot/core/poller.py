@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 from bot.api.errors import VideoAPIError
 from bot.core.delivery import DeliveryOutcome
 from bot.core.quota import utcnow
+from bot.core.results import time_scale
+from bot.core.schedule import Learned, safety_read
 from bot.retry import backoff
 from storage.models import JobState
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from bot.core.durations import Durations
     from bot.core.housekeeping import Housekeeping
     from bot.core.lifecycle import Lifecycle
+    from bot.core.webhooks import WebhookTrust
     from bot.settings import Settings
     from storage.models import Job
 
@@ -87,6 +90,7 @@ class Poller:
         *,
         durations: Durations | None = None,
         reads: ReadBudget | None = None,
+        webhooks: WebhookTrust | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.housekeeping = housekeeping
@@ -95,6 +99,7 @@ class Poller:
         self.settings = settings
         self.durations = durations  # what the bot learned of how long jobs take
         self.reads = reads  # the read budget: when short, only the likeliest reads go out
+        self.webhooks = webhooks  # whether webhooks arrive: if so, jobs wait for theirs
         # Separate pools, so long uploads cannot take every slot from the polls.
         self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
         self._delivery_slots = asyncio.Semaphore(settings.poll_concurrency)
@@ -318,6 +323,8 @@ class Poller:
     async def poll_job(self, job: Job) -> None:
         assert job.task_id is not None
         learned = None if self.durations is None else await self.durations.learned(job)
+        if await self._wait_for_webhook(job, learned):
+            return
         try:
             result = await self.api.task_result(job.task_id)
         except VideoAPIError as error:
@@ -329,6 +336,16 @@ class Poller:
             # A step of its own (in a delivery slot), started as soon as this one ends. A
             # video whose card is not up yet waits for it (it is posted as a reply to it).
             self._spawn(job.id, self.deliver_job, job, later=True)
+
+    async def _wait_for_webhook(self, job: Job, learned: Learned | None) -> bool:
+        """Whether the job's read is put off until its webhook (or a late safety read):
+        only while webhooks are seen to arrive, and only for a job not yet named by one."""
+        if self.webhooks is None or not job.webhook_token or job.webhook_at is not None:
+            return False
+        safety = safety_read(learned, scale=time_scale(self.settings))
+        if safety is None or not await self.webhooks.trusted():
+            return False
+        return await self.lifecycle.hold_for_webhook(job, safety)
 
     async def deliver_job(self, job: Job) -> None:
         try:

@@ -18,6 +18,10 @@ walk through it no further apart than the detection delay allowed (`gap`). With 
 believable, reads come every `gap`, which grows with the time the job has run: a job of
 five minutes is read about every 36 s, a job of twenty seconds every 4 s.
 
+While webhooks are seen to arrive (`bot.core.webhooks`), a job waits for its webhook and
+is read once, to confirm it; a safety read past the learned interval's end catches a job
+whose webhook never came (`safety_read`).
+
 Everything here is pure arithmetic on seconds since the job was submitted; the lifecycle
 stores the `Memory` with the job and turns a `Plan` into its next read time. The constants
 are for real time; `scale` shrinks every absolute one with it (tests and benchmarks run
@@ -110,6 +114,15 @@ def gap(elapsed: float, floor: float = MIN_GAP) -> float:
 def believed_end(memory: Memory) -> float | None:
     """The end the job's believed eta promises, if any (s after submission)."""
     return memory.eta_end if not memory.eta_broken else None
+
+
+def safety_read(learned: Learned | None, *, scale: float = 1.0) -> float | None:
+    """While webhooks are seen to arrive, a job is not read before this (s after
+    submission): past the end of the interval such jobs end in, so a webhook that never
+    comes costs one late read, not a lost video. None: nothing learned, read as usual."""
+    if learned is None:
+        return None
+    return learned.high + gap(learned.high, MIN_GAP * scale)
 
 
 def first_read(learned: Learned | None, *, first: float) -> Plan:

@@ -106,14 +106,19 @@ async def test_progress_moves_to_processing_and_schedules_the_next_poll(
     # first in line when reads are short, and the card expects the video then.
     assert moving.next_poll_at == clock.now + timedelta(seconds=40.25)
     assert moving.read_priority == 0 and moving.expected_at == clock.now + timedelta(seconds=40)
-    # What the bot learned of such jobs (done within 30 to 60 s) overrules an eta far off...
+    # An eta raised later does not put off the end first promised (a stale number)...
+    raised = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=5000))
+    assert raised.next_poll_at == clock.now + timedelta(seconds=40.25)
+    # ...and what the bot learned of such jobs (done within 30 to 60 s) overrules an eta
+    # far off from the first read on.
     learned = Learned(low=30, typical=45, high=60)
-    far = await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=5000), learned)
-    assert far.next_poll_at == job.created_at + timedelta(seconds=30)  # where its window opens
+    other = await core.submitting.submit(request())
+    far = await core.lifecycle.apply_result(other.id, result("PROCESSING", eta=5000), learned)
+    assert far.next_poll_at == other.created_at + timedelta(seconds=30)  # its window opens
     assert far.read_state.get("eta_end") is None
     # ...and without any eta or progress, reads walk through that window.
     clock.advance(seconds=25)
-    walking = await core.lifecycle.apply_result(job.id, result("PROCESSING"), learned)
+    walking = await core.lifecycle.apply_result(other.id, result("PROCESSING"), learned)
     assert walking.next_poll_at == clock.now + timedelta(seconds=5)  # the least gap
     near = await core.lifecycle.apply_result(
         job.id, result("PROCESSING", eta=1, progress_percent=10)
