@@ -4,6 +4,7 @@ process by default, so processes sharing a data folder never read each other's."
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def test_each_process_reads_its_own_heartbeat_in_a_shared_folder(tmp_path: Path)
 
     stale = run_bot({**env, "SHARD_IDS": "1"}, tmp_path, "health")
     assert stale.returncode == 1
-    assert stale.stderr.startswith("unhealthy: shard-1: last heartbeat 600 s ago")
+    assert re.match(r"unhealthy: shard-1: last heartbeat 60\d s ago", stale.stderr), stale.stderr
 
     # A third process, named by hand, has never beaten at all.
     unnamed = run_bot({**env, "PROCESS_NAME": "spare"}, tmp_path, "health")
