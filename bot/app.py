@@ -4,7 +4,9 @@ It opens the settings' resources with `async with` (the simulator when `NOVITA_S
 the database — PostgreSQL when `DATABASE_URL` is set, else the SQLite file, held by this one
 process — the video API client), builds the core over them, then the Discord front end,
 its delivery and the poller, and runs the bot. Everything closes in reverse order however
-the bot stops. Nothing is global.
+the bot stops. Nothing is global but this process's metrics (`bot.metrics`: a process is
+what Prometheus scrapes), installed here under the process's name and served on
+`METRICS_PORT` when that is set.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import metrics
 from bot.api import VideoAPI
 from bot.core import Core
 from bot.core.poller import Poller
@@ -24,6 +27,8 @@ from bot.core.videos import Videos
 from bot.discord.bot import VideoBot
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
+from bot.metrics import Metrics
+from bot.metrics_endpoint import MetricsEndpoint
 from bot.scratch import ScratchDir
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
@@ -34,14 +39,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Resources:
-    """What the bot runs on, open and ready: settings, database, API client, the core, and
-    this process's folder for downloads."""
+    """What the bot runs on, open and ready: settings, database, API client, the core, this
+    process's folder for downloads, and its metrics."""
 
     settings: Settings
     db: Database
     api: VideoAPI
     core: Core
     scratch: Path
+    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
@@ -57,6 +63,13 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # starts (or logs).
         db = await open_database(url, settings.database_path)
         stack.push_async_callback(db.close)
+        # Before the API client exists: everything it counts is this process's.
+        counted = stack.enter_context(metrics.installed(Metrics(settings.process_name)))
+        counted.count_jobs_with(lambda: jobs_by_state(db))
+        if settings.metrics_port is not None:
+            await stack.enter_async_context(
+                MetricsEndpoint(counted, settings.metrics_host, settings.metrics_port)
+            )
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
@@ -72,7 +85,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
         )
         scratch = stack.enter_context(ScratchDir(settings.download_dir))
-        yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path)
+        yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path, counted)
+
+
+async def jobs_by_state(db: Database) -> dict[str, int]:
+    """The jobs in each state, for `vidu_jobs` (counted when /metrics is scraped)."""
+    async with db.read() as store:
+        counts = await store.count_jobs_by_state()
+    return {state.value: count for state, count in counts.items()}
 
 
 def build_bot(
