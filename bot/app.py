@@ -66,10 +66,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # Before the API client exists: everything it counts is this process's.
         counted = stack.enter_context(metrics.installed(Metrics(settings.process_name)))
         counted.count_jobs_with(lambda: jobs_by_state(db))
-        if settings.metrics_port is not None:
-            await stack.enter_async_context(
-                MetricsEndpoint(counted, settings.metrics_host, settings.metrics_port)
-            )
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
@@ -124,13 +120,32 @@ def build_delivery(bot: VideoBot, resources: Resources) -> DiscordDelivery:
     )
 
 
+@contextlib.asynccontextmanager
+async def serving_metrics(resources: Resources) -> AsyncIterator[MetricsEndpoint | None]:
+    """This process's /metrics on METRICS_PORT while the block runs (None: no port set)."""
+    settings = resources.settings
+    if settings.metrics_port is None:
+        yield None
+        return
+    async with MetricsEndpoint(
+        resources.metrics, settings.metrics_host, settings.metrics_port
+    ) as endpoint:
+        yield endpoint
+
+
 async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bool = False) -> None:
     point_discord_at(settings)
-    async with open_resources(settings) as resources:
-        bot = build_bot(resources, force_sync=force_sync, sync_only=sync_only)
-        async with bot:
-            stop_on_signals(bot)
-            await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
+    async with contextlib.AsyncExitStack() as stack:
+        resources = await stack.enter_async_context(open_resources(settings))
+        if not sync_only:
+            # Only a serving bot: `python -m bot sync` run beside it must not fight it for
+            # the port. Up before the bot connects, down after it closed.
+            await stack.enter_async_context(serving_metrics(resources))
+        bot = await stack.enter_async_context(
+            build_bot(resources, force_sync=force_sync, sync_only=sync_only)
+        )
+        stop_on_signals(bot)
+        await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
 
 
 def stop_on_signals(bot: VideoBot) -> None:

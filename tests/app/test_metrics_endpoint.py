@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import metrics
-from bot.app import open_resources
+from bot.app import open_resources, serving_metrics
 from bot.metrics import NAMES, Metrics
 from bot.metrics_endpoint import MetricsEndpoint
 from bot.settings import ConfigurationError, Settings
@@ -115,6 +115,19 @@ async def test_a_port_in_use_is_a_configuration_error() -> None:
                 pass
 
 
+async def test_no_port_no_endpoint(tmp_path: Path) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        discord_token="t",
+        novita_simulate=True,
+        database_path=tmp_path / "bot.sqlite3",
+        download_dir=tmp_path / "downloads",
+    )
+    async with open_resources(settings) as app, serving_metrics(app) as endpoint:
+        assert endpoint is None
+        assert metrics.current() is app.metrics and app.metrics.process == "bot"
+
+
 async def test_the_composition_root_serves_this_process_and_counts_its_jobs(
     tmp_path: Path,
 ) -> None:
@@ -129,7 +142,8 @@ async def test_the_composition_root_serves_this_process_and_counts_its_jobs(
         metrics_port=port,
     )
     before = metrics.current()
-    async with open_resources(settings) as app:
+    async with open_resources(settings) as app, serving_metrics(app) as endpoint:
+        assert endpoint is not None and endpoint.url == f"http://127.0.0.1:{port}/metrics"
         assert metrics.current() is app.metrics and app.metrics.process == "metrics-test"
         async with app.db.transaction() as store:
             job = NewJob(guild_id=1, channel_id=2, user_id=3, model="m", params={}, price=5)
