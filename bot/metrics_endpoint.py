@@ -43,7 +43,7 @@ class MetricsEndpoint:
         except OSError as error:
             await self._runner.cleanup()
             raise ConfigurationError(
-                f"METRICS_PORT: cannot listen on {self.host}:{self.port} "
+                f"METRICS_HOST / METRICS_PORT: cannot listen on {self.host}:{self.port} "
                 f"({error.strerror or error})"
             ) from None
         log.info("metrics of %s on %s", self.metrics.process, self.url)
