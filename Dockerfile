@@ -6,7 +6,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATABASE_PATH=/data/bot.sqlite3 \
-    HEALTH_FILE=/data/health \
     DOWNLOAD_DIR=/data/downloads
 
 RUN groupadd --gid 10001 bot && useradd --create-home --uid 10001 --gid 10001 bot \
@@ -27,6 +26,7 @@ COPY storage ./storage
 USER 10001:10001
 VOLUME ["/data"]
 
+# This container's own poller: its heartbeat is /data/health-<PROCESS_NAME> (beside DATABASE_PATH).
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-m", "bot", "health"]
 

@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="push the slash commands to Discord now, even if they look unchanged, then exit",
     )
     health = commands.add_parser(
-        "health", help="exit 0 if the running bot's poller was alive recently (for HEALTHCHECK)"
+        "health",
+        help="exit 0 if this process's poller was alive recently (for HEALTHCHECK); run it "
+        "with the process's settings (its PROCESS_NAME or SHARD_IDS, or HEALTH_FILE)",
     )
     health.add_argument("--max-age", type=float, default=120.0, help="seconds (default 120)")
     copy = commands.add_parser(
@@ -63,16 +65,17 @@ def check_health(max_age: float) -> int:
     from bot.settings import load_settings
 
     settings = load_settings()
+    name = settings.process_name  # the heartbeat is this process's own (HEALTH_FILE)
     try:
         beat = float(settings.health_file.read_text().strip())
     except (OSError, ValueError):
-        print(f"unhealthy: no heartbeat in {settings.health_file}", file=sys.stderr)
+        print(f"unhealthy: {name}: no heartbeat in {settings.health_file}", file=sys.stderr)
         return 1
     age = time.time() - beat
     if age > max_age:
-        print(f"unhealthy: last heartbeat {age:.0f} s ago", file=sys.stderr)
+        print(f"unhealthy: {name}: last heartbeat {age:.0f} s ago", file=sys.stderr)
         return 1
-    print(f"healthy: last heartbeat {age:.0f} s ago")
+    print(f"healthy: {name}: last heartbeat {age:.0f} s ago")
     return 0
 
 
@@ -101,7 +104,13 @@ def copy_database(target_url: str, source: Path | None) -> int:
         return 2
     # Copying needs the database path and the quota defaults (to compare balances), not
     # Discord or the video API: their settings may be missing here.
-    settings = load_settings(discord_token="unused by copy-database", novita_simulate=True)
+    # Nor shards: copying serves none, and SHARD_IDS without DATABASE_URL would be refused.
+    settings = load_settings(
+        discord_token="unused by copy-database",
+        novita_simulate=True,
+        shard_ids=None,
+        shard_count=None,
+    )
     source = source or settings.database_path
     if not source.is_file():
         print(f"database error: there is no SQLite database at {source}", file=sys.stderr)
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from storage import StorageError
 
     secrets = secrets_of(settings)
-    setup_logging(settings.log_level, secrets)
+    setup_logging(settings.log_level, secrets, settings.process_name)
     try:
         asyncio.run(run_bot(settings, sync_only=args.command == "sync"))
     except StorageError as error:

@@ -4,7 +4,9 @@ It opens the settings' resources with `async with` (the simulator when `NOVITA_S
 the database — PostgreSQL when `DATABASE_URL` is set, else the SQLite file, held by this one
 process — the video API client), builds the core over them, then the Discord front end,
 its delivery and the poller, and runs the bot. Everything closes in reverse order however
-the bot stops. Nothing is global.
+the bot stops. Nothing is global but this process's metrics (`bot.metrics`: a process is
+what Prometheus scrapes), installed here under the process's name and served on
+`METRICS_PORT` when that is set.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import metrics
 from bot.api import VideoAPI
 from bot.core import Core
 from bot.core.durations import Durations
@@ -26,6 +29,8 @@ from bot.core.webhooks import WebhookTrust
 from bot.discord.bot import VideoBot
 from bot.discord.delivery import DiscordDelivery
 from bot.discord.launch import connect, point_discord_at
+from bot.metrics import Metrics
+from bot.metrics_endpoint import MetricsEndpoint
 from bot.scratch import ScratchDir
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorConfig
@@ -37,14 +42,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Resources:
-    """What the bot runs on, open and ready: settings, database, API client, the core, and
-    this process's folder for downloads."""
+    """What the bot runs on, open and ready: settings, database, API client, the core, this
+    process's folder for downloads, and its metrics."""
 
     settings: Settings
     db: Database
     api: VideoAPI
     core: Core
     scratch: Path
+    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
@@ -60,6 +66,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # starts (or logs).
         db = await open_database(url, settings.database_path)
         stack.push_async_callback(db.close)
+        # Before the API client exists: everything it counts is this process's.
+        counted = stack.enter_context(metrics.installed(Metrics(settings.process_name)))
+        counted.count_jobs_with(lambda: jobs_by_state(db))
         base_url: str | None = None
         api_key: str | None = None
         if settings.novita_simulate:
@@ -75,7 +84,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
         )
         scratch = stack.enter_context(ScratchDir(settings.download_dir))
-        yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path)
+        yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path, counted)
+
+
+async def jobs_by_state(db: Database) -> dict[str, int]:
+    """The jobs in each state, for `vidu_jobs` (counted when /metrics is scraped)."""
+    async with db.read() as store:
+        counts = await store.count_jobs_by_state()
+    return {state.value: count for state, count in counts.items()}
 
 
 def build_bot(
@@ -116,14 +132,37 @@ def build_delivery(bot: VideoBot, resources: Resources) -> DiscordDelivery:
     )
 
 
+@contextlib.asynccontextmanager
+async def serving_metrics(resources: Resources) -> AsyncIterator[MetricsEndpoint | None]:
+    """This process's /metrics on METRICS_PORT while the block runs (None: no port set)."""
+    settings = resources.settings
+    if settings.metrics_port is None:
+        yield None
+        return
+    async with MetricsEndpoint(
+        resources.metrics, settings.metrics_host, settings.metrics_port
+    ) as endpoint:
+        yield endpoint
+
+
 async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bool = False) -> None:
     point_discord_at(settings)
-    async with open_resources(settings) as resources:
-        bot = build_bot(resources, force_sync=force_sync, sync_only=sync_only)
-        assert bot.poller is not None  # build_bot gives every bot its poller
-        async with bot, receiving_webhooks(settings, resources.core, bot.poller):
-            stop_on_signals(bot)
-            await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
+    async with contextlib.AsyncExitStack() as stack:
+        resources = await stack.enter_async_context(open_resources(settings))
+        if not sync_only:
+            # Only a serving bot: `python -m bot sync` run beside it must not fight it for
+            # the port. Up before the bot connects, down after it closed.
+            await stack.enter_async_context(serving_metrics(resources))
+        bot = await stack.enter_async_context(
+            build_bot(resources, force_sync=force_sync, sync_only=sync_only)
+        )
+        if not sync_only:
+            assert bot.poller is not None  # build_bot gives every bot its poller
+            await stack.enter_async_context(
+                receiving_webhooks(settings, resources.core, bot.poller)
+            )
+        stop_on_signals(bot)
+        await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
 
 
 @contextlib.asynccontextmanager
@@ -137,7 +176,7 @@ async def receiving_webhooks(settings: Settings, core: Core, poller: Poller) -> 
         core.lifecycle, poller.wake, settings.webhook_host, settings.webhook_port
     )
     async with receiver:
-        log.info("webhooks: received on %s for %s", receiver.url(), settings.webhook_public_url)
+        log.info("webhooks: received on %s for %s", receiver.url, settings.webhook_public_url)
         yield
 
 

@@ -17,15 +17,19 @@ log = logging.getLogger(__name__)
 
 
 class Listener:
-    def __init__(self, app: web.Application, host: str, port: int, *, settings_named: str) -> None:
+    def __init__(
+        self, app: web.Application, host: str, port: int, *, settings_named: str, path: str = ""
+    ) -> None:
         self.host = host
         self.port = port
+        self.path = path  # what `url` names: where the app's routes start
         self._settings_named = settings_named
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
-    def url(self, path: str = "") -> str:
+    @property
+    def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{path}"
+        return f"http://{host}:{self.port}{self.path}"
 
     async def __aenter__(self) -> Self:
         await self._runner.setup()

@@ -1,4 +1,5 @@
-"""Logging set-up: one line per event, and no secret ever written out."""
+"""Logging set-up: one line per event, each naming the process that wrote it, and no secret
+ever written out."""
 
 from __future__ import annotations
 
@@ -36,11 +37,28 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
+class ProcessName(logging.Filter):
+    """Sets `record.process_name`, so every line says which process wrote it (several bot
+    processes usually log to one place)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.process_name = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.process_name = self.process_name
+        return True
+
+
+LINE_FORMAT = "%(asctime)s [%(process_name)s] %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, secrets: Iterable[str] = (), process_name: str = "bot") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    )
+    handler.setFormatter(logging.Formatter(LINE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    # On the handler, not on a logger: records of every logger (discord.py's, aiohttp's)
+    # pass through it.
+    handler.addFilter(ProcessName(process_name))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -22,7 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 Period = Literal["day", "week", "month", "none"]
 
@@ -33,6 +34,9 @@ class ConfigurationError(Exception):
 
 
 RESOLUTIONS = ("540p", "720p", "1080p")
+# A process name goes into file names, log lines and metric labels: keep it plain.
+PROCESS_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+UNSET_PATH = Path()  # a path setting left unset (or blank): derived from other settings
 POSTGRES_SCHEMES = ("postgresql", "postgres")  # as storage.database accepts them
 
 
@@ -49,6 +53,16 @@ class Settings(BaseSettings):
     discord_token: SecretStr = Field(description="the bot token from the Developer Portal")
     dev_guild_id: int | None = Field(
         default=None, description="a guild id; commands are synced there instantly (development)"
+    )
+    shard_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="how many gateway shards the bot has in all (the same on every process)",
+    )
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        description="the shards this process serves, e.g. 0,2 (unset: every shard)",
     )
     discord_api_base_url: AnyHttpUrl | None = Field(
         default=None,
@@ -110,7 +124,11 @@ class Settings(BaseSettings):
         ),
     )
     health_file: Path = Field(
-        default=Path("data/health"), description="touched by the poller; read by `bot health`"
+        default=UNSET_PATH,
+        description=(
+            "touched by the poller, read by `bot health` (unset: health-<PROCESS_NAME> "
+            "in the folder of DATABASE_PATH, one per process)"
+        ),
     )
     download_dir: Path = Field(
         default=Path("data/downloads"),
@@ -150,7 +168,23 @@ class Settings(BaseSettings):
         default=None, ge=0, description="credits all guilds together may spend per UTC day"
     )
 
+    # --- Operating ---------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    process_name: str = Field(
+        default="",
+        description=(
+            "this process's name in log lines, metrics and its health file (unset: "
+            "shard-0-2 for SHARD_IDS=0,2, else bot)"
+        ),
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="serve Prometheus metrics on /metrics here"
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="the address /metrics listens on (0.0.0.0: every interface)",
+    )
 
     @field_validator("price_table")
     @classmethod
@@ -171,11 +205,53 @@ class Settings(BaseSettings):
         "api_requests_per_minute",
         "database_url",
         "webhook_public_url",
+        "shard_count",
+        "shard_ids",
+        "metrics_port",
         mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("process_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(PROCESS_NAME_PATTERN, value):
+            raise ValueError(
+                "use at most 63 letters, digits, '.', '_' or '-', starting with a letter or "
+                "digit (it names files and metric series)"
+            )
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return (value,)
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        parts = [part.strip() for part in value.split(",")]
+        if not all(re.fullmatch(r"\d+", part) for part in parts):
+            raise ValueError("must be shard numbers separated by commas, e.g. 0,2")
+        return tuple(int(part) for part in parts)
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _each_shard_once(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("names no shard; leave it unset to serve every shard")
+        if any(shard < 0 for shard in value):
+            raise ValueError("shard numbers start at 0")
+        twice = sorted({shard for shard in value if value.count(shard) > 1})
+        if twice:
+            raise ValueError(f"names shard {', '.join(map(str, twice))} more than once")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -216,7 +292,44 @@ class Settings(BaseSettings):
             raise ValueError("NOVITA_API_KEY is required unless NOVITA_SIMULATE=1")
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("POLL_MIN_SECONDS must not exceed POLL_MAX_SECONDS")
+        self._check_shards()
+        if not self.process_name:
+            self.process_name = self.default_process_name
+        if self.health_file == UNSET_PATH:
+            self.health_file = self.database_path.parent / f"health-{self.process_name}"
         return self
+
+    def _check_shards(self) -> None:
+        if self.shard_ids is None:
+            return
+        if self.shard_count is None:
+            raise ValueError(
+                "SHARD_IDS needs SHARD_COUNT: how many shards the bot has in all, "
+                "the same on every process"
+            )
+        outside = [shard for shard in self.shard_ids if shard >= self.shard_count]
+        if outside:
+            raise ValueError(
+                f"SHARD_IDS: shard {', '.join(map(str, outside))} is outside "
+                f"0…{self.shard_count - 1} (SHARD_COUNT={self.shard_count})"
+            )
+        if self.database_url is None and len(self.shard_ids) < self.shard_count:
+            raise ValueError(
+                f"SHARD_IDS={','.join(map(str, self.shard_ids))} serves only some of the "
+                f"{self.shard_count} shards, so other processes must serve the rest, but "
+                "SQLite is the one-process store: set DATABASE_URL to the PostgreSQL "
+                "database every process shares (or leave SHARD_IDS unset)"
+            )
+
+    @property
+    def default_process_name(self) -> str:
+        """`shard-0-2` for a process serving shards 0 and 2; `bot` for one serving them all.
+
+        Not the host name: a container's changes with every re-creation, and a metric
+        series or a health file should keep its name across restarts."""
+        if self.shard_ids is None:
+            return "bot"
+        return "shard-" + "-".join(str(shard) for shard in self.shard_ids)
 
 
 def describe_error(error: ValidationError) -> str:
@@ -243,10 +356,20 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def describe_source_error(error: SettingsError) -> str:
+    """A value the settings source could not decode (e.g. PRICE_TABLE that is not JSON)."""
+    found = re.search(r'field "(\w+)"', str(error))
+    variable = found.group(1).upper() if found else "a setting"
+    return f"{variable}: is not valid JSON"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, or stop the process with one clear line and exit status 2."""
     try:
         return Settings(**overrides)
     except ValidationError as error:
         print(f"configuration error: {describe_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as error:
+        print(f"configuration error: {describe_source_error(error)}", file=sys.stderr)
         raise SystemExit(2) from None

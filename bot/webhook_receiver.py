@@ -68,5 +68,9 @@ def webhook_receiver(
 ) -> Listener:
     """`async with webhook_receiver(...)`: listening on host:port until the block ends."""
     return Listener(
-        webhook_app(lifecycle, wake), host, port, settings_named="WEBHOOK_HOST / WEBHOOK_PORT"
+        webhook_app(lifecycle, wake),
+        host,
+        port,
+        settings_named="WEBHOOK_HOST / WEBHOOK_PORT",
+        path=WEBHOOK_PATH,
     )

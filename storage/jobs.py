@@ -114,6 +114,13 @@ class JobQueries(Queries):
         )
         return 0 if row is None else int(row["n"])
 
+    async def count_jobs_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state, every state listed (0 where none is)."""
+        counts = dict.fromkeys(JobState, 0)
+        for row in await self._all("SELECT state, count(*) AS n FROM jobs GROUP BY state"):
+            counts[JobState(row["state"])] = int(row["n"])
+        return counts
+
     async def jobs_in_states(
         self, states: Iterable[JobState], *, limit: int | None = None
     ) -> list[Job]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 from pydantic import SecretStr, ValidationError
 
+from bot import metrics
 from bot.api.budget import Budget, split_budgets
 from bot.api.errors import (
     APIConnectionError,
@@ -32,6 +33,7 @@ from bot.api.errors import (
     DownloadError,
     DownloadTooLargeError,
     MalformedResponseError,
+    NotFoundError,
     RateLimitError,
     ServerError,
     SubmissionOutcomeUnknown,
@@ -220,6 +222,8 @@ class VideoAPI:
         ) as response:
             raw = await response.read()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if response.status == 429:
+                metrics.rate_limited("submissions" if budget is self.submits else "reads")
             log.debug("%s %s → HTTP %s", method, path, response.status)
             return response.status, raw, retry_after
 
@@ -290,11 +294,13 @@ class VideoAPI:
                 cause: VideoAPIError = APITimeoutError(
                     f"{what}: no answer within {self.submit_timeout:g} s"
                 )
+                metrics.submission("unknown")
                 raise SubmissionOutcomeUnknown(
                     f"{what}: timed out; the task may exist", cause=cause
                 ) from exc
             except aiohttp.ClientError as exc:
                 cause = APIConnectionError(f"{what}: connection broke: {describe(exc)}")
+                metrics.submission("unknown")
                 raise SubmissionOutcomeUnknown(
                     f"{what}: connection broke; the task may exist", cause=cause
                 ) from exc
@@ -305,12 +311,15 @@ class VideoAPI:
                     status, raw, method="POST", path=endpoint.path, retry_after=retry_after
                 )
                 if status >= 500:
+                    metrics.submission("unknown")
                     raise SubmissionOutcomeUnknown(
                         f"{what}: HTTP {status}; the task may exist", cause=error
                     ) from error
                 if not isinstance(error, RateLimitError):
+                    metrics.submission("rejected")
                     raise error
             if attempt >= self.max_retries or not _retryable(error):
+                metrics.submission("rejected")
                 raise error
             attempt += 1
             await self._wait_to_retry(what, attempt, error, self.submits)
@@ -321,6 +330,7 @@ class VideoAPI:
         try:
             task_id = SubmitResponse.model_validate(data).task_id
         except ValidationError:
+            metrics.submission("unknown")
             cause = MalformedResponseError(
                 f"{what}: the answer has no task id",
                 status=status,
@@ -329,6 +339,7 @@ class VideoAPI:
             raise SubmissionOutcomeUnknown(
                 f"{what}: accepted but unreadable; the task may exist", cause=cause
             ) from None
+        metrics.submission("accepted")
         log.info("%s → task %s", what, task_id)
         return task_id
 
@@ -361,6 +372,7 @@ class VideoAPI:
                     status, raw, method="GET", path=TASK_RESULT_PATH, retry_after=retry_after
                 )
             if attempt >= self.max_retries or not _retryable(error):
+                metrics.result_read("not_found" if isinstance(error, NotFoundError) else "error")
                 raise error
             attempt += 1
             await self._wait_to_retry(what, attempt, error, self.reads)
@@ -369,13 +381,16 @@ class VideoAPI:
     def _task_result(raw: bytes, status: int, what: str) -> TaskResult:
         data = parse_json_body(raw)
         try:
-            return TaskResult.model_validate(data)
+            result = TaskResult.model_validate(data)
         except ValidationError as exc:
+            metrics.result_read("error")
             raise MalformedResponseError(
                 f"{what}: the answer is not a task result ({exc.error_count()} problems)",
                 status=status,
                 body_excerpt=raw[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
             ) from None
+        metrics.result_read("ok")
+        return result
 
     async def download(
         self, url: str, *, max_bytes: int, directory: Path | None = None

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
+from bot import metrics
 from bot.api.errors import VideoAPIError
 from bot.core.delivery import DeliveryOutcome
 from bot.core.quota import utcnow
@@ -357,9 +358,14 @@ class Poller:
             outcome = DeliveryOutcome.retry("unexpected error")
         if outcome.kind == "delivered":
             assert outcome.message_id is not None
+            made_at = job.finished_at  # when the video was found made
             job = await self.lifecycle.mark_delivered(job.id, outcome.message_id)
+            metrics.delivery("delivered")
+            if job.state is JobState.DELIVERED and made_at and job.finished_at:
+                metrics.poll_to_post((job.finished_at - made_at).total_seconds())
         elif outcome.kind == "undeliverable":
             job = await self.lifecycle.mark_undeliverable(job.id, outcome.reason)
+            metrics.delivery("undeliverable")
         elif job.attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             # This was the last attempt the cap allows (`attempts` counts the earlier ones).
             log.warning(
@@ -369,6 +375,7 @@ class Poller:
                 outcome.reason,
             )
             job = await self.lifecycle.mark_undeliverable(job.id, GIVE_UP_REASON)
+            metrics.delivery("undeliverable")
         else:
             delay = delivery_delay(
                 job.attempts, self.settings.delivery_retry_seconds, outcome.retry_after
@@ -383,6 +390,7 @@ class Poller:
             await self.lifecycle.retry_delivery_later(
                 job.id, delay, maybe_landed=outcome.maybe_landed
             )
+            metrics.delivery("retry")
             return
         await self.show(job)
 

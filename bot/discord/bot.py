@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 import yarl
@@ -44,8 +44,13 @@ class Meta(Protocol):
     async def set_meta(self, key: str, value: str) -> None: ...
 
 
-class VideoBot(commands.Bot):
-    """The bot: Discord wiring around the platform-neutral core."""
+class VideoBot(commands.AutoShardedBot):
+    """The bot: Discord wiring around the platform-neutral core.
+
+    Always auto-sharded: with `SHARD_COUNT` / `SHARD_IDS` it serves those shards (other
+    processes serve the rest); without them discord.py asks Discord how many shards the bot
+    needs (`GET /gateway/bot`) and serves them all, so one process serves every guild.
+    """
 
     def __init__(
         self,
@@ -59,6 +64,11 @@ class VideoBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channels, permissions and upload limits of the guilds we serve
+        # Some of the shards, when this process shares the bot with others (the settings
+        # checked them); None: every shard.
+        shards: dict[str, Any] = {}
+        if settings.shard_ids is not None:
+            shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -66,6 +76,8 @@ class VideoBot(commands.Bot):
             help_command=None,
             # Nothing the bot posts pings anyone unless a send names the requester explicitly.
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
+            **shards,
         )
         self.settings = settings
         self.core = core
@@ -89,7 +101,7 @@ class VideoBot(commands.Bot):
         return self.command_tree.gate.closing
 
     async def setup_hook(self) -> None:
-        if self.settings.discord_rest_base is not None:
+        if self.settings.discord_rest_base is not None and self.shard_count is not None:
             await self._use_gateway_of(self.settings.discord_rest_base)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -117,10 +129,12 @@ class VideoBot(commands.Bot):
         self._start_poller()
 
     async def _use_gateway_of(self, rest_base: str) -> None:
-        """With a non-default REST base, connect to the gateway that base names.
+        """With a non-default REST base and a set SHARD_COUNT, connect to the gateway that
+        base names.
 
-        discord.py asks `GET /gateway/bot` only when sharding; otherwise it goes to Discord's
-        public gateway, which would split a proxied or test bot across two Discords.
+        discord.py asks `GET /gateway/bot` (for the shard count and the gateway URL) only
+        when it is not given a shard count; given one, it goes to Discord's public gateway,
+        which would split a proxied or test bot across two Discords.
         """
         try:
             _shards, url, _limits = await self.http.get_bot_gateway()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from unittest.mock import AsyncMock
 
+from bot import metrics
 from bot.api.models import TaskResult
 from bot.core import poller as poller_module
 from bot.core.delivery import DeliveryOutcome
@@ -241,3 +243,24 @@ async def test_the_last_allowed_delivery_attempt_is_made_then_given_up(tmp_path:
     assert delivery.attempts == 2  # tried, not given up beforehand
     assert service.given_up == [(2, poller_module.GIVE_UP_REASON)]
     assert service.retries == [(1, delivery_delay(3, poller.settings.delivery_retry_seconds))]
+
+
+async def test_delivery_outcomes_and_the_wait_to_post_are_counted(tmp_path: Path) -> None:
+    poller, service, delivery = make_poller(tmp_path)
+    delivery.release.set()
+    made = job(1, JobState.SUCCEEDED).model_copy(update={"finished_at": NOW})
+    posted = job(1, JobState.DELIVERED).model_copy(
+        update={"finished_at": NOW + timedelta(seconds=2.5)}
+    )
+    service.mark_delivered = AsyncMock(return_value=posted)  # type: ignore[method-assign]
+    with metrics.installed(metrics.Metrics("test")) as counted:
+        await poller.deliver_job(made)
+        delivery.outcome = DeliveryOutcome.retry("Discord 503")
+        await poller.deliver_job(job(2, JobState.SUCCEEDED))
+        delivery.outcome = DeliveryOutcome.undeliverable("channel gone")
+        await poller.deliver_job(job(3, JobState.SUCCEEDED))
+    assert counted.value("vidu_deliveries_total", outcome="delivered") == 1
+    assert counted.value("vidu_deliveries_total", outcome="retry") == 1
+    assert counted.value("vidu_deliveries_total", outcome="undeliverable") == 1
+    assert counted.value("vidu_poll_to_post_seconds_count") == 1
+    assert counted.value("vidu_poll_to_post_seconds_sum") == 2.5

@@ -152,6 +152,29 @@ class BotProcess:
         self.exits.append(code)
         return code
 
+    async def command(self, *args: str, timeout: float = 30.0) -> tuple[int, str]:
+        """Run `python -m bot <args>` with this bot's settings, in its folder (e.g.
+        `health`): its exit status and what it printed (stdout and stderr)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=self.workdir,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        assert process.returncode is not None
+        return process.returncode, output.decode(errors="replace")
+
     @property
     def died_unexpectedly(self) -> bool:
         """It ended without the harness killing or stopping it."""
@@ -269,12 +292,21 @@ class Cluster:
     def add_bot(
         self, name: str = "bot", *, shards: tuple[int, ...] = (0,), **env: str
     ) -> BotProcess:
-        """A bot process (not started yet) serving `shards`, with extra settings `env`."""
+        """A bot process (not started yet) serving `shards`, with extra settings `env`.
+
+        When the fake Discord has several shards, the process is told which it serves
+        (SHARD_COUNT, SHARD_IDS), unless `env` says otherwise."""
         if name in self.bots:
             raise ValueError(f"there is already a bot named {name}")
         folder = self.workdir / name
         folder.mkdir(parents=True, exist_ok=True)
-        bot = BotProcess(name, self.environment(name, **env), folder, shards)
+        sharding: dict[str, str] = {}
+        if self.fake.shard_count > 1:
+            sharding = {
+                "SHARD_COUNT": str(self.fake.shard_count),
+                "SHARD_IDS": ",".join(str(shard) for shard in shards),
+            }
+        bot = BotProcess(name, self.environment(name, **{**sharding, **env}), folder, shards)
         self.bots[name] = bot
         return bot
 

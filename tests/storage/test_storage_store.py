@@ -174,6 +174,26 @@ async def test_update_job_refuses_fixed_columns_and_missing_jobs(
             await store.update_job(job.id + 100, t0, progress=5)
 
 
+async def test_jobs_are_counted_by_state_every_state_listed(db: Database, t0: datetime) -> None:
+    async with db.read() as store:
+        assert await store.count_jobs_by_state() == dict.fromkeys(JobState, 0)
+    async with db.transaction() as store:
+        for _ in range(3):
+            await store.insert_job(new_job(), state=JobState.SUBMITTING, at=t0)
+        done = await store.insert_job(new_job(user=11), state=JobState.SUBMITTING, at=t0)
+        await store.update_job(done.id, t0, state=JobState.QUEUED, task_id="t1")
+        await store.update_job(done.id, t0, state=JobState.DELIVERED)
+        await store.insert_job(new_job(guild=2), state=JobState.REJECTED, at=t0)
+    async with db.read() as store:
+        counts = await store.count_jobs_by_state()
+    assert list(counts) == list(JobState)
+    assert {state: n for state, n in counts.items() if n} == {
+        JobState.SUBMITTING: 3,
+        JobState.DELIVERED: 1,
+        JobState.REJECTED: 1,
+    }
+
+
 async def test_naive_datetimes_are_refused(db: Database) -> None:
     async with db.transaction() as store:
         with pytest.raises(ValueError, match="naive"):
