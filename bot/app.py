@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from bot import metrics
 from bot.api import VideoAPI
 from bot.core import Core
 from bot.core.durations import Durations
+from bot.core.lifecycle import Lifecycle
 from bot.core.poller import Poller
 from bot.core.videos import Videos
 from bot.core.webhooks import WebhookTrust
@@ -159,22 +160,22 @@ async def run_bot(settings: Settings, *, force_sync: bool = False, sync_only: bo
         if not sync_only:
             assert bot.poller is not None  # build_bot gives every bot its poller
             await stack.enter_async_context(
-                receiving_webhooks(settings, resources.core, bot.poller)
+                receiving_webhooks(settings, resources.core.lifecycle, bot.poller.wake)
             )
         stop_on_signals(bot)
         await connect(bot, settings.discord_token.get_secret_value(), login_only=sync_only)
 
 
 @contextlib.asynccontextmanager
-async def receiving_webhooks(settings: Settings, core: Core, poller: Poller) -> AsyncIterator[None]:
+async def receiving_webhooks(
+    settings: Settings, lifecycle: Lifecycle, wake: Callable[[], None]
+) -> AsyncIterator[None]:
     """The webhook receiver on WEBHOOK_HOST:WEBHOOK_PORT while the block runs, when
-    WEBHOOK_PUBLIC_URL is set (else nothing listens)."""
+    WEBHOOK_PUBLIC_URL is set (else nothing listens); a webhook `wake`s the poller."""
     if settings.webhook_public_url is None:
         yield
         return
-    receiver = webhook_receiver(
-        core.lifecycle, poller.wake, settings.webhook_host, settings.webhook_port
-    )
+    receiver = webhook_receiver(lifecycle, wake, settings.webhook_host, settings.webhook_port)
     async with receiver:
         log.info("webhooks: received on %s for %s", receiver.url, settings.webhook_public_url)
         yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +41,7 @@ from bot.api.endpoints import Q3_PRO_I2V as Q3
 from bot.api.endpoints import Q3_TURBO_I2V as Q3_TURBO
 from bot.api.endpoints import Endpoint
 from bot.simulator import Simulator, SimulatorConfig, sample_mp4
+from tests.shared import free_port
 
 
 async def poll_until_done(api: VideoAPI, task_id: str, *, limit: float = 5.0) -> list[TaskResult]:
@@ -58,12 +58,6 @@ async def poll_until_done(api: VideoAPI, task_id: str, *, limit: float = 5.0) ->
 
 def files_in(directory: Path) -> list[Path]:
     return list(directory.iterdir())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- end to end ------------------------------------------------------------------------

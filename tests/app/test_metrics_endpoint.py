@@ -19,12 +19,7 @@ from bot.metrics import NAMES, Metrics
 from bot.metrics_endpoint import MetricsEndpoint
 from bot.settings import ConfigurationError, Settings
 from storage import JobState, NewJob
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.shared import free_port
 
 
 async def scrape(url: str) -> tuple[str, dict[str, dict[tuple[tuple[str, str], ...], float]]]:

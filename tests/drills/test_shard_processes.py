@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from storage.postgres import PostgresDatabase
 from tests.backends import PgSchema, postgres_url
 from tests.drills.harness import BotProcess, Cluster, Server
 from tests.fakediscord import FakeDiscord
+from tests.shared import free_port
 
 
 @pytest.fixture
@@ -55,12 +55,6 @@ async def cluster(tmp_path: Path, sim_config: SimulatorConfig) -> AsyncIterator[
             yield running
         finally:
             await running.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
