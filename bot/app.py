@@ -25,6 +25,7 @@ from bot.core import Core
 from bot.core.durations import Durations
 from bot.core.lifecycle import Lifecycle
 from bot.core.poller import Poller
+from bot.core.shared_budget import DatabaseWindow
 from bot.core.videos import Videos
 from bot.core.webhooks import WebhookTrust
 from bot.discord.bot import VideoBot
@@ -81,8 +82,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 "nothing is sent to Novita and nothing is spent",
                 base_url,
             )
+        # The service's limits are per API key: processes sharing a database share them.
+        window = None if url is None else DatabaseWindow(db)
         api = await stack.enter_async_context(
-            VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key)
+            VideoAPI.from_settings(settings, base_url=base_url, api_key=api_key, window=window)
         )
         scratch = stack.enter_context(ScratchDir(settings.download_dir))
         yield Resources(settings, db, api, Core.build(db, api, settings), scratch.path, counted)
@@ -115,6 +118,7 @@ def build_bot(
         resources.api,
         delivery,
         settings,
+        leases=core.leases,
         durations=Durations(resources.db),
         reads=resources.api.reads,
         webhooks=WebhookTrust(resources.db, settings),

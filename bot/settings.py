@@ -177,6 +177,15 @@ class Settings(BaseSettings):
             "shard-0-2 for SHARD_IDS=0,2, else bot)"
         ),
     )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3600,
+        description=(
+            "how long a job stays with the process working on it without word from it: "
+            "the longest wait before the others take over the jobs of a process that died"
+        ),
+    )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="serve Prometheus metrics on /metrics here"
     )

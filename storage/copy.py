@@ -18,7 +18,7 @@ from storage.store import Store
 # Every table, parents before children (jobs before the ledger rows that name them; a
 # re-roll names an earlier job, so jobs in id order satisfy their own foreign key). Each
 # table's columns are read from the source's schema, so a column added by a migration is
-# copied without being listed here; a test keeps this list (with DERIVED) equal to the
+# copied without being listed here; a test keeps this list (with DERIVED and RUNTIME) equal to the
 # schema's tables.
 TABLES: tuple[str, ...] = (
     "meta",
@@ -32,6 +32,8 @@ TABLES: tuple[str, ...] = (
 # Kept by the database itself from the rows above (triggers on the ledger), so not copied:
 # the copy's own inserts rebuild them on the target, and the check compares balances.
 DERIVED: tuple[str, ...] = ("member_totals",)
+# What running processes keep (who is alive, the API budgets' last minute): nothing to move.
+RUNTIME: tuple[str, ...] = ("processes", "api_requests", "api_budgets")
 _BATCH_ROWS = 500  # rows per INSERT (PostgreSQL takes at most 32,767 parameters)
 
 # What the check compares for each member on both sides; by default the ledger sums the core

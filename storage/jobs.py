@@ -58,8 +58,9 @@ class JobQueries(Queries):
         row = await self._insert_row(
             "INSERT INTO jobs (guild_id, channel_id, user_id, model, params, inputs, price, "
             "off_peak, state, failure_reason, reroll_of, card_state, bucket, give_up_at, "
-            "webhook_token, created_at, updated_at) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_JOB_COLUMNS}",
+            "webhook_token, lease_owner, lease_until, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"RETURNING {_JOB_COLUMNS}",
             (
                 new.guild_id,
                 new.channel_id,
@@ -76,6 +77,8 @@ class JobQueries(Queries):
                 new.bucket,
                 None if new.give_up_at is None else to_db(new.give_up_at),
                 new.webhook_token,
+                new.lease_owner,
+                None if new.lease_until is None else to_db(new.lease_until),
                 now,
                 now,
             ),
@@ -134,17 +137,6 @@ class JobQueries(Queries):
             sql += " LIMIT ?"
             params.append(limit)
         return [_job(row) for row in await self._all(sql, params)]
-
-    async def jobs_due(self, now: datetime, limit: int) -> list[Job]:
-        """Active jobs with a task id whose next read has come: the reads most likely to find
-        the job done first, then the most overdue."""
-        rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN (?, ?, ?) AND task_id IS NOT NULL "
-            "AND next_poll_at IS NOT NULL AND next_poll_at <= ? "
-            "ORDER BY read_priority, next_poll_at, id LIMIT ?",
-            (*_ACTIVE, to_db(now), limit),
-        )
-        return [_job(row) for row in rows]
 
     async def jobs_to_give_up(self, now: datetime, limit: int) -> list[Job]:
         """Active jobs whose give-up time has come, by index (not a scan of every job)."""
@@ -232,36 +224,6 @@ class JobQueries(Queries):
             "updated_at = excluded.updated_at",
             (bucket, json.dumps(samples), to_db(at)),
         )
-
-    async def deliveries_due(self, now: datetime, limit: int) -> list[Job]:
-        """SUCCEEDED jobs due for a delivery attempt, once their card is settled (a video
-        is posted as a reply to its card)."""
-        rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND card_state <> 'pending' "
-            "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
-            # Never-scheduled first, in both dialects (PostgreSQL sorts NULLs last by default).
-            "ORDER BY next_poll_at NULLS FIRST, id LIMIT ?",
-            (JobState.SUCCEEDED.value, to_db(now), limit),
-        )
-        return [_job(row) for row in rows]
-
-    async def cards_pending(self, before: datetime, limit: int) -> list[Job]:
-        """Jobs created before `before` whose card is still to be posted (or found again)."""
-        rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE card_state = 'pending' AND created_at < ? "
-            "ORDER BY created_at LIMIT ?",
-            (to_db(before), limit),
-        )
-        return [_job(row) for row in rows]
-
-    async def cards_stale(self, before: datetime, limit: int) -> list[Job]:
-        """Jobs last changed before `before` whose member has not been shown their state."""
-        rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE card_stale = 1 AND card_state <> 'pending' "
-            "AND updated_at < ? ORDER BY updated_at LIMIT ?",
-            (to_db(before), limit),
-        )
-        return [_job(row) for row in rows]
 
     async def member_jobs(self, guild_id: int, user_id: int, limit: int) -> list[Job]:
         rows = await self._all(

@@ -155,8 +155,10 @@ class NewJob(_Record):
     bucket: str | None = None  # what durations are learned by: model|resolution|off-peak|seconds
     give_up_at: datetime | None = None  # given up if not confirmed by then
     webhook_token: str | None = None  # the job's webhook address ends with it
+    lease_owner: str | None = None  # the process submitting it, until `lease_until`
+    lease_until: datetime | None = None
 
-    @field_validator("give_up_at")
+    @field_validator("give_up_at", "lease_until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return _require_aware(value)

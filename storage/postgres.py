@@ -87,6 +87,8 @@ class PostgresConnection:
     """`storage.sql.Connection` over one pooled asyncpg connection in a transaction."""
 
     row_lock = " FOR UPDATE"
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+    epoch_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 
     def __init__(self, connection: PgConnection) -> None:
         self._conn = connection

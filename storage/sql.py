@@ -23,6 +23,11 @@ class Connection(Protocol):
     # What a dialect appends to a SELECT to lock the rows it reads until the transaction
     # ends ("" where transactions are serial anyway, as in SQLite).
     row_lock: str
+    # What a dialect appends to the SELECT of a claim: rows another transaction has locked
+    # are skipped, not waited for ("" where transactions are serial).
+    claim_lock: str
+    # The database's clock as seconds since the epoch, as an SQL expression.
+    epoch_sql: str
 
     async def lock(self, keys: Sequence[str]) -> None:
         """Hold these named locks until the transaction ends (no-op where serial)."""

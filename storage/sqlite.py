@@ -84,6 +84,8 @@ class SQLiteConnection:
     """
 
     row_lock = ""
+    claim_lock = ""
+    epoch_sql = "(julianday('now') - 2440587.5) * 86400.0"
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._conn = connection

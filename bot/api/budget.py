@@ -10,6 +10,12 @@ Each budget is a sliding window log (not a token bucket), because the service co
 requests per minute: a bucket refilling continuously could still put more than the limit
 into one minute. Waiters are served in arrival order. `period` exists so tests can use a
 short window; the bot always uses 60 s.
+
+The limits are per API key, so processes sharing a key share the budgets: the window (the
+last minute's requests, and each budget's pause and slow-down) lives in this process's
+memory by default (`MemoryWindow`), or in PostgreSQL for many processes
+(`bot.core.shared_budget.DatabaseWindow`); the arithmetic is the same (`Pace`,
+`wait_for_room`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import collections
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +37,120 @@ RECOVERY_SECONDS = 120.0
 DEFAULT_PAUSE = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """A budget's pause and slow-down after a 429 (times in its window's clock)."""
+
+    paused_until: float = 0.0
+    slowed_at: float | None = None  # when a 429 last halved the rate
+    slowed_to: float = 0.0  # the rate it was halved to
+
+    def limit(self, per_minute: int, now: float) -> int:
+        """How many requests the window allows at `now` (less than `per_minute` for two
+        minutes after a 429)."""
+        if self.slowed_at is None:
+            return per_minute
+        recovered = (now - self.slowed_at) / RECOVERY_SECONDS * per_minute
+        return max(1, math.floor(min(float(per_minute), self.slowed_to + recovered)))
+
+    def after_429(self, per_minute: int, now: float, pause: float) -> Pace:
+        """The pace after a 429 at `now`: paused for `pause` s, at half the rate."""
+        return Pace(
+            paused_until=max(self.paused_until, now + max(pause, 0.0)),
+            slowed_at=now,
+            slowed_to=max(1.0, self.limit(per_minute, now) / 2),
+        )
+
+    def paused(self, now: float, seconds: float) -> Pace:
+        return replace(self, paused_until=max(self.paused_until, now + max(seconds, 0.0)))
+
+
+def wait_for_room(
+    stamps: Sequence[float], pace: Pace, per_minute: int, period: float, now: float
+) -> float:
+    """How long until one more request fits, given the window's `stamps` (oldest first,
+    all within `period` of `now`): 0 when it fits now."""
+    if now < pace.paused_until:
+        return pace.paused_until - now
+    limit = pace.limit(per_minute, now)
+    if len(stamps) < limit:
+        return 0.0
+    return stamps[len(stamps) - limit] + period - now
+
+
+class Window(Protocol):
+    """Where budgets keep their last window of requests and their pace: in this process
+    (`MemoryWindow`), or in the database every process of a deployment shares."""
+
+    async def take(self, name: str, per_minute: int, period: float) -> float:
+        """Count one request of budget `name` if it fits now and return 0; else return how
+        long to wait before asking again (nothing counted)."""
+        ...
+
+    async def room(self, name: str, per_minute: int, period: float) -> int:
+        """How many requests of `name` could go now without waiting."""
+        ...
+
+    async def slow(self, name: str, per_minute: int, pause: float) -> int:
+        """A 429 came for `name`: pause it and halve its rate; returns the new rate."""
+        ...
+
+    async def hold(self, name: str, seconds: float) -> None:
+        """Hold every request of `name` back for `seconds`."""
+        ...
+
+    async def limit(self, name: str, per_minute: int) -> int:
+        """How many requests of `name` a window allows now."""
+        ...
+
+
+class MemoryWindow:
+    """The budgets of one process, in memory (sliding window logs)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._stamps: dict[str, collections.deque[float]] = {}
+        self._paces: dict[str, Pace] = {}
+
+    def _window(self, name: str, period: float, now: float) -> collections.deque[float]:
+        stamps = self._stamps.setdefault(name, collections.deque())
+        while stamps and now - stamps[0] >= period:
+            stamps.popleft()
+        return stamps
+
+    def pace(self, name: str) -> Pace:
+        return self._paces.get(name, Pace())
+
+    async def take(self, name: str, per_minute: int, period: float) -> float:
+        now = self._clock()
+        stamps = self._window(name, period, now)
+        wait = wait_for_room(stamps, self.pace(name), per_minute, period, now)
+        if wait <= 0:
+            stamps.append(now)
+        return wait
+
+    async def room(self, name: str, per_minute: int, period: float) -> int:
+        now = self._clock()
+        pace = self.pace(name)
+        if now < pace.paused_until:
+            return 0
+        return max(0, pace.limit(per_minute, now) - len(self._window(name, period, now)))
+
+    async def slow(self, name: str, per_minute: int, pause: float) -> int:
+        now = self._clock()
+        self._paces[name] = pace = self.pace(name).after_429(per_minute, now, pause)
+        return pace.limit(per_minute, now)
+
+    async def hold(self, name: str, seconds: float) -> None:
+        self._paces[name] = self.pace(name).paused(self._clock(), seconds)
+
+    async def limit(self, name: str, per_minute: int) -> int:
+        return self.pace(name).limit(per_minute, self._clock())
+
+
 class Budget:
-    """At most `per_minute` acquisitions in any sliding window of `period` seconds."""
+    """At most `per_minute` requests in any sliding window of `period` seconds, counted in
+    `window` (this process's memory unless given one every process shares)."""
 
     def __init__(
         self,
@@ -38,6 +158,7 @@ class Budget:
         *,
         name: str = "requests",
         period: float = 60.0,
+        window: Window | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute < 1:
@@ -47,79 +168,44 @@ class Budget:
         self.name = name
         self.per_minute = per_minute
         self.period = period
-        self._clock = clock
-        self._stamps: collections.deque[float] = collections.deque()
-        self._paused_until = 0.0
-        self._slowed_at: float | None = None  # when a 429 last halved the rate
-        self._slowed_to = float(per_minute)
+        self.window: Window = window if window is not None else MemoryWindow(clock)
         self._lock = asyncio.Lock()
 
-    # --- the rate ------------------------------------------------------------------------
-
-    @property
-    def limit(self) -> int:
-        """How many requests the window allows now (less than `per_minute` after a 429)."""
-        if self._slowed_at is None:
-            return self.per_minute
-        recovered = (self._clock() - self._slowed_at) / RECOVERY_SECONDS * self.per_minute
-        limit = min(float(self.per_minute), self._slowed_to + recovered)
-        if limit >= self.per_minute:
-            self._slowed_at = None
-        return max(1, math.floor(limit))
-
-    def throttled(self, retry_after: float | None) -> None:
+    async def throttled(self, retry_after: float | None) -> None:
         """The service answered 429 to a request of this budget: pause and slow down."""
-        now = self._clock()
-        self._slowed_to = max(1.0, self.limit / 2)
-        self._slowed_at = now
-        self.pause(DEFAULT_PAUSE if retry_after is None else retry_after)
+        pause = DEFAULT_PAUSE if retry_after is None else retry_after
+        limit = await self.window.slow(self.name, self.per_minute, pause)
         log.warning(
             "video API: 429 on %s; pausing %.0f s, then %d a minute, recovering",
             self.name,
-            self._paused_until - now,
-            self.limit,
+            pause,
+            limit,
         )
 
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """Hold every request of this budget back for `seconds`."""
-        self._paused_until = max(self._paused_until, self._clock() + max(seconds, 0.0))
+        await self.window.hold(self.name, seconds)
 
-    # --- taking from it ------------------------------------------------------------------
+    async def limit(self) -> int:
+        """How many requests a window allows now (less than `per_minute` after a 429)."""
+        return await self.window.limit(self.name, self.per_minute)
 
-    def _trim(self, now: float) -> None:
-        while self._stamps and now - self._stamps[0] >= self.period:
-            self._stamps.popleft()
-
-    def available(self) -> int:
+    async def available(self) -> int:
         """How many requests could go right now without waiting (for callers that choose
         what to send first when the budget is short)."""
-        now = self._clock()
-        if now < self._paused_until or self._lock.locked():
-            return 0
-        self._trim(now)
-        return max(0, self.limit - len(self._stamps))
+        if self._lock.locked():
+            return 0  # someone is already waiting
+        return await self.window.room(self.name, self.per_minute, self.period)
 
     async def acquire(self) -> None:
         """Wait until one more request fits in the window, then count it."""
         async with self._lock:  # FIFO: the longest waiter goes first
             while True:
-                now = self._clock()
-                self._trim(now)
-                wait = self._paused_until - now
-                if wait <= 0 and len(self._stamps) < self.limit:
-                    self._stamps.append(now)
-                    return
+                wait = await self.window.take(self.name, self.per_minute, self.period)
                 if wait <= 0:
-                    excess = len(self._stamps) - self.limit
-                    wait = self._stamps[excess] + self.period - now
+                    return
                 log.debug("%s budget: waiting %.2f s", self.name, wait)
                 await asyncio.sleep(max(wait, 0.001))
-
-    @property
-    def in_window(self) -> int:
-        """How many requests the current window holds."""
-        now = self._clock()
-        return sum(1 for stamp in self._stamps if now - stamp < self.period)
 
 
 def split_budgets(

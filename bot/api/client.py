@@ -26,7 +26,7 @@ import aiohttp
 from pydantic import SecretStr, ValidationError
 
 from bot import metrics
-from bot.api.budget import Budget, split_budgets
+from bot.api.budget import Budget, Window, split_budgets
 from bot.api.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -142,8 +142,10 @@ class VideoAPI:
         *,
         base_url: str | None = None,
         api_key: str | SecretStr | None = None,
+        window: Window | None = None,
     ) -> VideoAPI:
-        """A client configured from the settings; `base_url`/`api_key` override (simulator).
+        """A client configured from the settings; `base_url`/`api_key` override (simulator);
+        `window`: where the budgets count (every process of a deployment shares one).
 
         With `NOVITA_SIMULATE=1` the simulator's `base_url` is required, so a simulated bot
         can never reach the real, paid API by accident.
@@ -158,8 +160,8 @@ class VideoAPI:
         return cls(
             base_url or str(settings.novita_base_url),
             api_key if api_key is not None else settings.novita_api_key,
-            submits=Budget(submits, name="submissions"),
-            reads=Budget(reads, name="result reads"),
+            submits=Budget(submits, name="submissions", window=window),
+            reads=Budget(reads, name="result reads", window=window),
             submit_timeout=settings.submit_timeout_seconds,
             request_timeout=settings.request_timeout_seconds,
         )
@@ -239,7 +241,7 @@ class VideoAPI:
         )
         if isinstance(error, RateLimitError) and budget is not None:
             # Every request of that kind waits, not only this call: the limit is per key.
-            budget.throttled(delay)
+            await budget.throttled(delay)
         log.warning(
             "%s failed (%s); retry %d of %d in %.2f s",
             what,

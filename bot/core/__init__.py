@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.books import Books
 from bot.core.housekeeping import Housekeeping
+from bot.core.leases import Leases
 from bot.core.lifecycle import Lifecycle
 from bot.core.moderation import Moderation
 from bot.core.quota import utcnow
@@ -31,6 +32,7 @@ class Core:
     lifecycle: Lifecycle
     moderation: Moderation
     housekeeping: Housekeeping
+    leases: Leases
 
     @classmethod
     def build(
@@ -42,9 +44,11 @@ class Core:
     ) -> Core:
         books = Books(db, settings, clock)
         lifecycle = Lifecycle(books)
+        leases = Leases(books)
         return cls(
             Submitting(books, api, lifecycle),
             lifecycle,
             Moderation(books),
-            Housekeeping(books, lifecycle),
+            Housekeeping(books, lifecycle, leases),
+            leases,
         )

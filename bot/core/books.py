@@ -4,6 +4,7 @@ operator's defaults, and a member's balance, each inside the caller's transactio
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,6 +28,9 @@ class Books:
         self.db = db
         self.settings = settings
         self._clock = clock
+        # Who this process is in leases: its name, and a new id each start (so a process
+        # started again knows its earlier life's leases from a namesake's).
+        self.owner = f"{settings.process_name}/{secrets.token_hex(4)}"
 
     def now(self) -> datetime:
         now = self._clock()

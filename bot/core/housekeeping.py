@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.core.books import Books
+from bot.core.leases import Leases
 from bot.core.lifecycle import Lifecycle
 from bot.core.moves import Decide, Move, credits, lose, span
 from storage import Job, JobState
@@ -32,34 +33,49 @@ class Recovery:
 
 
 class Housekeeping:
-    def __init__(self, books: Books, lifecycle: Lifecycle) -> None:
+    def __init__(self, books: Books, lifecycle: Lifecycle, leases: Leases) -> None:
         self._books = books
         self._lifecycle = lifecycle
+        self._leases = leases
         self._settings = books.settings
 
     async def recover(self, reads_per_minute: float) -> Recovery:
         """Settle what a stop left behind.
 
-        A submission cut off before it was confirmed (SUBMITTING, no task id) is LOST: its
-        hold comes back and it is never re-sent. Every unfinished job is read once soon, but
-        spread over the time the read budget (`reads_per_minute`) needs for them all, so a
-        job submitted right after the restart is still read on its own schedule instead of
-        waiting behind the whole backlog. Finished videos not yet posted are tried at once.
+        A submission cut off before it was confirmed (SUBMITTING, no task id, and no live
+        process still waiting for it) is LOST: its hold comes back and it is never re-sent.
+        When no other process was running, every unfinished job is read once soon (its
+        video may have been made meanwhile), spread over the time the read budget
+        (`reads_per_minute`) needs for them all, so a job submitted right after the restart
+        is still read on its own schedule instead of waiting behind the whole backlog; and
+        finished videos not yet posted are tried at once. When others were running, they
+        carried on, and there is nothing to catch up.
         """
+        await self._leases.start()
+        now = self._books.now()
         lost: list[Job] = []
         async with self._books.db.read() as store:
+            waited_for = await store.leased_submissions(now, other_than=self._leases.owner)
             cut_off = [
                 job
                 for job in await store.jobs_in_states([JobState.SUBMITTING])
-                if not self._lifecycle.busy(job.id)
+                if not self._lifecycle.busy(job.id) and job.id not in waited_for
             ]
         for start in range(0, len(cut_off), BATCH):
             lost += await self._settle(cut_off[start : start + BATCH], _recovered)
         await self._backfill_give_up()
-        spread = await self._spread_reads(reads_per_minute)
-        await self._deliveries_now()
+        others = await self._leases.others_alive()
+        spread = 0
+        if not others:
+            spread = await self._spread_reads(reads_per_minute)
+            await self._deliveries_now()
         gone = [job for job in lost if job.state is JobState.LOST]
-        log.info("recovery: %d job(s) settled, %d read(s) spread", len(gone), spread)
+        log.info(
+            "recovery: %d job(s) settled, %d read(s) spread%s",
+            len(gone),
+            spread,
+            f" ({len(others)} other process(es) running)" if others else "",
+        )
         return Recovery(lost=gone, spread=spread)
 
     async def expire_overdue(self) -> list[Job]:

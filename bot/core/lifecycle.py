@@ -213,18 +213,6 @@ class Lifecycle:
             raise JobNotFound(job_id)
         return job
 
-    async def due_jobs(self, limit: int = 50) -> list[Job]:
-        """Jobs with a task id whose next poll time has come."""
-        now = self._books.now()
-        async with self._books.db.read() as store:
-            return await store.jobs_due(now, limit)
-
-    async def pending_deliveries(self, limit: int = 50) -> list[Job]:
-        """SUCCEEDED jobs whose (next) delivery attempt is due."""
-        now = self._books.now()
-        async with self._books.db.read() as store:
-            return await store.deliveries_due(now, limit)
-
     # --- polling -------------------------------------------------------------------------
 
     async def apply_result(
@@ -379,23 +367,6 @@ class Lifecycle:
             return Move(changes={"card_stale": False})
 
         return await self.step(job_id, decide)
-
-    async def cards_stale(
-        self, *, older_than: float, or_before: datetime | None = None, limit: int = 50
-    ) -> list[Job]:
-        """Jobs whose member has not been shown their state, last changed `older_than`
-        seconds ago or earlier, or before `or_before` (a stop in between left it)."""
-        before = self._books.now() - timedelta(seconds=older_than)
-        if or_before is not None:
-            before = max(before, or_before)
-        async with self._books.db.read() as store:
-            return await store.cards_stale(before, limit)
-
-    async def cards_pending(self, *, older_than: float = 0.0, limit: int = 50) -> list[Job]:
-        """Jobs whose card is still to be posted, made at least `older_than` seconds ago."""
-        before = self._books.now() - timedelta(seconds=older_than)
-        async with self._books.db.read() as store:
-            return await store.cards_pending(before, limit)
 
     async def mark_delivered(self, job_id: int, message_id: int) -> Job:
         return await self._finish_delivery(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bot.core.delivery import Delivery
     from bot.core.durations import Durations
     from bot.core.housekeeping import Housekeeping
+    from bot.core.leases import Leases
     from bot.core.lifecycle import Lifecycle
     from bot.core.webhooks import WebhookTrust
     from bot.settings import Settings
@@ -77,7 +78,7 @@ class ResultReader(Protocol):
 class ReadBudget(Protocol):
     """How many result reads may go out right now (`bot.api.Budget` is one)."""
 
-    def available(self) -> int: ...
+    async def available(self) -> int: ...
 
 
 class Poller:
@@ -89,6 +90,7 @@ class Poller:
         delivery: Delivery,
         settings: Settings,
         *,
+        leases: Leases,
         durations: Durations | None = None,
         reads: ReadBudget | None = None,
         webhooks: WebhookTrust | None = None,
@@ -98,6 +100,7 @@ class Poller:
         self.api = api
         self.delivery = delivery
         self.settings = settings
+        self.leases = leases  # how this process takes its share of the work
         self.durations = durations  # what the bot learned of how long jobs take
         self.reads = reads  # the read budget: when short, only the likeliest reads go out
         self.webhooks = webhooks  # whether webhooks arrive: if so, jobs wait for theirs
@@ -154,6 +157,10 @@ class Poller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
         await self.drain()
+        try:
+            await self.leases.stop()
+        except Exception:
+            log.warning("could not give up this process's leases; they run out", exc_info=True)
         log.info("poller stopped")
 
     async def drain(self, grace: float = 10.0) -> None:
@@ -188,6 +195,7 @@ class Poller:
         """
         healthy = True
         for name, phase in (
+            ("keep this process's leases", self._lease_phase),
             ("expire overdue jobs", self._expire_phase),
             ("poll due jobs", self._poll_phase),
             ("deliver finished videos", self._delivery_phase),
@@ -201,6 +209,11 @@ class Poller:
                 healthy = False
         return healthy
 
+    async def _lease_phase(self) -> None:
+        held = await self.leases.keep_alive(self._in_flight)
+        if held is not None:
+            metrics.leases_held(held)
+
     async def _expire_phase(self) -> None:
         for job in await self.housekeeping.expire_overdue():
             # Reported once only: if the job is busy, redraw its card when the step ends.
@@ -209,10 +222,10 @@ class Poller:
     async def _poll_phase(self) -> None:
         # No more reads than the budget can take now, the likeliest to find a video first
         # (due_jobs' order); the others wait for the next tick, still due.
-        room = BATCH if self.reads is None else min(BATCH, self.reads.available())
+        room = BATCH if self.reads is None else min(BATCH, await self.reads.available())
         if room <= 0:
             return
-        for job in await self.lifecycle.due_jobs(limit=room + len(self._in_flight)):
+        for job in await self.leases.reads_due(limit=room + len(self._in_flight)):
             if room <= 0:
                 break
             if job.id not in self._in_flight:
@@ -220,7 +233,7 @@ class Poller:
                 room -= 1
 
     async def _delivery_phase(self) -> None:
-        for job in await self.lifecycle.pending_deliveries():
+        for job in await self.leases.deliveries_due():
             self._spawn(job.id, self.deliver_job, job)
 
     async def _redraw_phase(self) -> None:
@@ -229,7 +242,7 @@ class Poller:
         # States the member was never shown: a stop came between the change and the
         # showing (the normal path shows a change within seconds; a change from before
         # this process started has nobody else to show it).
-        stale = await self.lifecycle.cards_stale(
+        stale = await self.leases.cards_to_show(
             older_than=STALE_AFTER_SECONDS, or_before=self._started
         )
         for job in stale:
@@ -246,12 +259,11 @@ class Poller:
         # twice at once would be harmless, the nonce is the same, but it is wasted work);
         # one from before this process started has no command left to post it.
         now = time.monotonic()
-        for job in await self.lifecycle.cards_pending():
-            fresh = (
-                job.created_at > self._started
-                and (utcnow() - job.created_at).total_seconds() < CARD_GRACE_SECONDS
-            )
-            if not fresh and self._card_retry_at.get(job.id, 0.0) <= now:
+        orphaned = await self.leases.cards_to_post(
+            older_than=CARD_GRACE_SECONDS, or_before=self._started
+        )
+        for job in orphaned:
+            if self._card_retry_at.get(job.id, 0.0) <= now:
                 self._spawn(job.id, self.post_card, job)
 
     async def post_card(self, job: Job) -> None:

@@ -216,8 +216,18 @@ class Submitting:
         # here it is left alone until then.
         give_up = now + timedelta(seconds=self._settings.submit_timeout_seconds)
         give_up += moves.UNKNOWN_GRACE
+        # Leased to this process until then too: no other process takes the submission
+        # for one cut off by a stop while this one is still waiting for the service.
         job = await store.insert_job(
-            draft.model_copy(update={"give_up_at": give_up}), state=JobState.SUBMITTING, at=now
+            draft.model_copy(
+                update={
+                    "give_up_at": give_up,
+                    "lease_owner": self._books.owner,
+                    "lease_until": give_up,
+                }
+            ),
+            state=JobState.SUBMITTING,
+            at=now,
         )
         # Every job gets at least one hold row (even a free one), so "every hold ends as a
         # commit or a release" describes every job.

@@ -50,11 +50,12 @@ async def test_waiters_are_served_in_order() -> None:
 
 async def test_pause_holds_everyone_back() -> None:
     budget = Budget(100, period=1.0)
-    budget.pause(0.2)
+    await budget.pause(0.2)
+    assert await budget.available() == 0
     start = time.monotonic()
     await budget.acquire()
     assert time.monotonic() - start >= 0.19
-    assert budget.in_window == 1
+    assert await budget.available() == 99
 
 
 async def test_a_cancelled_waiter_does_not_block_the_others() -> None:
@@ -77,19 +78,19 @@ def test_rejects_nonsense() -> None:
         Budget(5, period=0)
 
 
-def test_a_429_halves_the_rate_which_then_grows_back() -> None:
+async def test_a_429_halves_the_rate_which_then_grows_back() -> None:
     now = [0.0]
     budget = Budget(60, clock=lambda: now[0])
-    budget.throttled(retry_after=3)
-    assert budget.limit == 30 and budget.available() == 0  # paused for the Retry-After
+    await budget.throttled(retry_after=3)
+    assert await budget.limit() == 30 and await budget.available() == 0  # the Retry-After
     now[0] = 3.0
-    assert budget.available() == 31  # 30 + 3 s of recovery (60 a minute over 120 s)
+    assert await budget.available() == 31  # 30 + 3 s of recovery (60 a minute over 120 s)
     now[0] = 60.0
-    assert budget.limit == 60  # back to the configured rate within two minutes
-    budget.throttled(None)  # no Retry-After: a short default pause
-    assert budget.available() == 0
+    assert await budget.limit() == 60  # back to the configured rate within two minutes
+    await budget.throttled(None)  # no Retry-After: a short default pause
+    assert await budget.available() == 0
     now[0] = 66.0
-    assert budget.available() > 0
+    assert await budget.available() > 0
 
 
 def test_a_total_is_split_in_proportion() -> None:

@@ -543,7 +543,7 @@ async def test_a_429_slows_only_the_budget_it_came_from(
         started = time.monotonic()
         await api.task_result(task_id)  # waits out the Retry-After, then succeeds
         assert time.monotonic() - started >= 0.95
-    assert reads.limit == 30 and submits.limit == 60  # halved, and only the reads
+    assert await reads.limit() == 30 and await submits.limit() == 60  # only the reads halved
 
 
 def test_from_settings_reads_the_knobs() -> None:

@@ -17,7 +17,14 @@ import pytest
 from bot.copying import copy_to_postgres
 from bot.core import Core
 from storage import JobState, SQLiteDatabase, StoreInUseError, open_database, sqlite_process_lock
-from storage.copy import DERIVED, TABLES, CopyMismatchError, TargetNotEmptyError, copy_database
+from storage.copy import (
+    DERIVED,
+    RUNTIME,
+    TABLES,
+    CopyMismatchError,
+    TargetNotEmptyError,
+    copy_database,
+)
 from storage.postgres import PostgresDatabase
 from tests.backends import PgSchema, postgres_url
 from tests.core.jobkit import (
@@ -148,7 +155,7 @@ async def test_every_row_moves_with_its_id_and_every_balance_matches(
     assert report.ok
     # Every table of the schema is copied (a table added by a migration must be listed).
     assert {t.table for t in report.tables} == set(TABLES)
-    assert set(TABLES) | set(DERIVED) == sqlite_tables(source)
+    assert set(TABLES) | set(DERIVED) | set(RUNTIME) == sqlite_tables(source)
     assert all(t.source == t.target > 0 for t in report.tables), report.tables
     assert {(m.guild_id, m.user_id) for m in report.members} == {(GUILD, USER), (GUILD, FRIEND)}
     [table] = said

@@ -106,7 +106,9 @@ async def rig(db: Database, tmp_path: Path) -> AsyncIterator[Rig]:
         ) as api,
     ):
         core = Core.build(db, api, settings)
-        poller = Poller(core.lifecycle, core.housekeeping, api, Delivered(), settings)
+        poller = Poller(
+            core.lifecycle, core.housekeeping, api, Delivered(), settings, leases=core.leases
+        )
         woken = asyncio.Event()
 
         def wake() -> None:

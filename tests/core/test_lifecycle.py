@@ -38,14 +38,14 @@ async def test_success_commits_the_hold_and_stores_the_result(
     balance = await core.moderation.balance(GUILD, USER)
     assert (balance.used, balance.held, balance.available) == (30, 0, 70)
     # The video waits for its card (it is posted as a reply to it)...
-    assert await core.lifecycle.pending_deliveries() == []
+    assert await core.leases.deliveries_due() == []
     await core.lifecycle.card_posted(job.id, 5555)
-    assert [j.id for j in await core.lifecycle.pending_deliveries()] == [job.id]
+    assert [j.id for j in await core.leases.deliveries_due()] == [job.id]
     # ...or goes out by DM where the card cannot be posted.
     other = await core.submitting.submit(request())
     await core.lifecycle.apply_result(other.id, result("SUCCEED"))
     assert (await core.lifecycle.no_card(other.id)).card_state == "none"
-    assert {j.id for j in await core.lifecycle.pending_deliveries()} == {job.id, other.id}
+    assert {j.id for j in await core.leases.deliveries_due()} == {job.id, other.id}
 
 
 async def test_apply_result_is_idempotent(core: Core, db: Database, clock: Clock) -> None:
@@ -140,11 +140,11 @@ async def test_off_peak_jobs_are_polled_rarely(core: Core, clock: Clock) -> None
 
 async def test_due_jobs_are_those_whose_poll_time_came(core: Core, clock: Clock) -> None:
     job = await core.submitting.submit(request())
-    assert await core.lifecycle.due_jobs(10) == []
+    assert await core.leases.reads_due(10) == []
     clock.advance(seconds=3)
-    assert [j.id for j in await core.lifecycle.due_jobs(10)] == [job.id]
+    assert [j.id for j in await core.leases.reads_due(10)] == [job.id]
     await core.lifecycle.apply_result(job.id, result("SUCCEED"))
-    assert await core.lifecycle.due_jobs(10) == []
+    assert await core.leases.reads_due(10) == []
 
 
 async def test_poll_errors_back_off_and_task_not_found_fails(core: Core, clock: Clock) -> None:
@@ -189,13 +189,13 @@ async def test_delivery_outcomes(core: Core, clock: Clock) -> None:
     await core.lifecycle.apply_result(job.id, result("SUCCEED"))
     later = await core.lifecycle.retry_delivery_later(job.id, 30)
     assert later.attempts == 1 and later.next_poll_at == clock.now + timedelta(seconds=30)
-    assert await core.lifecycle.pending_deliveries() == []
+    assert await core.leases.deliveries_due() == []
     clock.advance(seconds=30)
-    assert [j.id for j in await core.lifecycle.pending_deliveries()] == [job.id]
+    assert [j.id for j in await core.leases.deliveries_due()] == [job.id]
     delivered = await core.lifecycle.mark_delivered(job.id, 777)
     assert delivered.state is JobState.DELIVERED and delivered.delivered_message_id == 777
     assert await core.lifecycle.mark_delivered(job.id, 778) == delivered  # idempotent
-    assert await core.lifecycle.pending_deliveries() == []
+    assert await core.leases.deliveries_due() == []
 
     other = await core.submitting.submit(request())
     await core.lifecycle.apply_result(other.id, result("SUCCEED"))
@@ -327,11 +327,11 @@ async def test_recovery_after_a_stop_with_a_job_in_each_unfinished_state(
         queued = await core.lifecycle.get_job(ids["submitting_with_id"])
         assert queued is not None and queued.state is JobState.QUEUED
         # One read each, a second apart (60 reads a minute), not all at once.
-        assert {job.id for job in await core.lifecycle.due_jobs(10)} == {ids["submitting_with_id"]}
+        assert {job.id for job in await core.leases.reads_due(10)} == {ids["submitting_with_id"]}
         clock.advance(seconds=2)
-        due = {job.id for job in await core.lifecycle.due_jobs(10)}
+        due = {job.id for job in await core.leases.reads_due(10)}
         assert due == {ids["submitting_with_id"], ids["queued"], ids["processing"]}
-        assert [j.id for j in await core.lifecycle.pending_deliveries()] == [ids["succeeded"]]
+        assert [j.id for j in await core.leases.deliveries_due()] == [ids["succeeded"]]
         delivered = await core.lifecycle.get_job(ids["delivered"])
         assert delivered is not None and delivered.state is JobState.DELIVERED
         balance = await core.moderation.balance(GUILD, USER)
@@ -426,8 +426,8 @@ async def test_a_state_change_stays_to_be_shown_until_the_member_has_seen_it(
     assert again.card_stale  # progress alone neither sets nor clears it
     # Shown as QUEUED only: that is not the state it is in, so it still needs showing.
     assert (await core.lifecycle.card_shown(job.id, JobState.QUEUED)).card_stale
-    assert await core.lifecycle.cards_stale(older_than=10) == []  # too fresh to be orphaned
+    assert await core.leases.cards_to_show(older_than=10) == []  # too fresh to be orphaned
     clock.advance(seconds=11)
-    assert [j.id for j in await core.lifecycle.cards_stale(older_than=10)] == [job.id]
+    assert [j.id for j in await core.leases.cards_to_show(older_than=10)] == [job.id]
     shown = await core.lifecycle.card_shown(job.id, JobState.PROCESSING)
-    assert not shown.card_stale and await core.lifecycle.cards_stale(older_than=10) == []
+    assert not shown.card_stale and await core.leases.cards_to_show(older_than=10) == []

@@ -68,13 +68,13 @@ class StubService:
         self._maybe_fail("expire_overdue")
         return []
 
-    async def due_jobs(self, limit: int = 50) -> list[Job]:
-        self._maybe_fail("due_jobs")
+    async def reads_due(self, limit: int = 50) -> list[Job]:
+        self._maybe_fail("reads_due")
         due, self.due = self.due, []
         return due
 
-    async def pending_deliveries(self) -> list[Job]:
-        self._maybe_fail("pending_deliveries")
+    async def deliveries_due(self) -> list[Job]:
+        self._maybe_fail("deliveries_due")
         deliveries, self.deliveries = self.deliveries, []
         return deliveries
 
@@ -90,15 +90,24 @@ class StubService:
         self.given_up.append((job_id, reason))
         return job(job_id, JobState.UNDELIVERABLE)
 
-    async def cards_pending(self, *, older_than: float = 0.0, limit: int = 50) -> list[Job]:
-        self._maybe_fail("cards_pending")
+    async def cards_to_post(
+        self, *, older_than: float = 0.0, or_before: datetime | None = None, limit: int = 50
+    ) -> list[Job]:
+        self._maybe_fail("cards_to_post")
         return []
 
-    async def cards_stale(
+    async def cards_to_show(
         self, *, older_than: float, or_before: datetime | None = None, limit: int = 50
     ) -> list[Job]:
-        self._maybe_fail("cards_stale")
+        self._maybe_fail("cards_to_show")
         return []
+
+    async def keep_alive(self, busy: Any) -> int | None:
+        self._maybe_fail("keep_alive")
+        return None
+
+    async def stop(self) -> None:
+        return None
 
     async def retry_delivery_later(
         self, job_id: int, seconds: float, *, maybe_landed: bool = False
@@ -151,7 +160,12 @@ def make_poller(
     service = StubService(list(due), list(deliveries), broken or set())
     delivery = StubDelivery()
     poller = Poller(
-        cast(Any, service), cast(Any, service), cast(Any, StubAPI()), delivery, settings
+        cast(Any, service),
+        cast(Any, service),
+        cast(Any, StubAPI()),
+        delivery,
+        settings,
+        leases=cast(Any, service),
     )
     return poller, service, delivery
 
@@ -182,7 +196,7 @@ async def test_a_clean_tick_refreshes_the_health_file(tmp_path: Path) -> None:
 
 
 async def test_tick_says_whether_every_phase_worked(tmp_path: Path) -> None:
-    poller, service, _ = make_poller(tmp_path, due=[job(1)], broken={"pending_deliveries"})
+    poller, service, _ = make_poller(tmp_path, due=[job(1)], broken={"deliveries_due"})
     assert await poller.tick() is False
     await poller.drain()
     assert service.applied == [1]

@@ -52,7 +52,7 @@ async def test_a_webhook_asks_for_one_read_of_its_job_now(hooked: Core, clock: C
     assert hinted.next_poll_at == clock.now and hinted.read_priority == 0
     assert hinted.webhook_at == clock.now
     assert hinted.state is JobState.QUEUED  # nothing in the body is believed
-    assert [j.id for j in await hooked.lifecycle.due_jobs()] == [job.id]
+    assert [j.id for j in await hooked.leases.reads_due()] == [job.id]
     # The same webhook again (sent twice) asks for no second read...
     clock.advance(seconds=1)
     assert await hooked.lifecycle.webhook_hint(job.webhook_token) == "noted"
@@ -136,7 +136,7 @@ async def test_a_job_waits_for_its_webhook_until_the_safety_read(
     assert await hooked.lifecycle.hold_for_webhook(job, safety)
     held = await hooked.lifecycle.get_job(job.id)
     assert held is not None and held.next_poll_at == job.created_at + timedelta(seconds=safety)
-    assert await hooked.lifecycle.due_jobs() == []
+    assert await hooked.leases.reads_due() == []
     # The webhook comes: read now, and never held again.
     assert held.webhook_token is not None
     await hooked.lifecycle.webhook_hint(held.webhook_token)

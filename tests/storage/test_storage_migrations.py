@@ -21,7 +21,14 @@ from storage import (
 from storage.sqlite import split_statements
 
 INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
-EXPECTED_TABLES = INITIAL_TABLES | {"role_allowances", "member_totals", "learned_durations"}
+EXPECTED_TABLES = INITIAL_TABLES | {
+    "role_allowances",
+    "member_totals",
+    "learned_durations",
+    "processes",
+    "api_requests",
+    "api_budgets",
+}
 
 
 def tables(path: Path) -> set[str]:

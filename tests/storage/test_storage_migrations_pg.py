@@ -27,7 +27,14 @@ from storage.postgres import PostgresDatabase, lock_id, numbered_placeholders
 from tests.backends import INTEGRITY_ERRORS, PgSchema, postgres_url
 
 INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
-EXPECTED_TABLES = INITIAL_TABLES | {"role_allowances", "member_totals", "learned_durations"}
+EXPECTED_TABLES = INITIAL_TABLES | {
+    "role_allowances",
+    "member_totals",
+    "learned_durations",
+    "processes",
+    "api_requests",
+    "api_budgets",
+}
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ from tests.backends import INTEGRITY_ERRORS
 
 DEFAULTS = GuildDefaults(allowance=100, period="week", max_concurrent=2)
 
+ME = "bot/1"  # the process claiming
+LEASE = timedelta(seconds=30)
+
 
 def new_job(guild: int = 1, user: int = 10, price: int = 30, **extra: object) -> NewJob:
     fields: dict[str, object] = {
@@ -220,17 +223,27 @@ async def test_due_and_active_queries(db: Database, t0: datetime) -> None:
             b.id, t0, state=JobState.QUEUED, task_id="tb", next_poll_at=t0 + timedelta(hours=1)
         )
         await store.update_job(c.id, t0, state=JobState.SUCCEEDED, task_id="tc", next_poll_at=t0)
-        assert [j.id for j in await store.jobs_due(t0, 10)] == [a.id]
+        assert [j.id for j in await store.claim_reads(ME, t0, t0 + LEASE, 10)] == [a.id]
         # A finished video waits for its card: it is posted as a reply to it.
-        assert await store.deliveries_due(t0, 10) == []
-        assert [j.id for j in await store.cards_pending(t0 + timedelta(seconds=1), 10)] == [
+        assert await store.claim_deliveries(ME, t0, t0 + LEASE, 10) == []
+        assert [
+            j.id
+            for j in await store.claim_pending_cards(
+                ME, t0 + timedelta(seconds=1), t0, t0 + LEASE, 10
+            )
+        ] == [
             a.id,
             b.id,
             c.id,
         ]
         await store.update_job(c.id, t0, card_state="posted", card_message_id=99)
-        assert [j.id for j in await store.deliveries_due(t0, 10)] == [c.id]
-        assert c.id not in [j.id for j in await store.cards_pending(t0 + timedelta(seconds=1), 10)]
+        assert [j.id for j in await store.claim_deliveries(ME, t0, t0 + LEASE, 10)] == [c.id]
+        assert c.id not in [
+            j.id
+            for j in await store.claim_pending_cards(
+                ME, t0 + timedelta(seconds=1), t0, t0 + LEASE, 10
+            )
+        ]
         assert await store.count_active_jobs(1, 10) == 2
         assert await store.count_active_jobs(1, 11) == 0
         assert [j.id for j in await store.member_jobs(1, 10, 10)] == [b.id, a.id]
@@ -247,7 +260,7 @@ async def test_finished_videos_never_scheduled_are_delivered_first(
             a.id, t0, state=JobState.SUCCEEDED, task_id="ta", next_poll_at=t0 - timedelta(hours=1)
         )
         await store.update_job(b.id, t0, state=JobState.SUCCEEDED, task_id="tb")
-        assert [j.id for j in await store.deliveries_due(t0, 10)] == [b.id, a.id]
+        assert [j.id for j in await store.claim_deliveries(ME, t0, t0 + LEASE, 10)] == [b.id, a.id]
 
 
 async def test_task_ids_are_unique(db: Database, t0: datetime) -> None:

@@ -1,0 +1,21 @@
+-- The same as ../sqlite/005_leases.sql: job leases, live processes, shared API budgets.
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE jobs ADD COLUMN lease_until TEXT COLLATE "C";
+
+CREATE TABLE processes (
+    owner   TEXT PRIMARY KEY,
+    seen_at TEXT COLLATE "C" NOT NULL
+);
+
+CREATE TABLE api_requests (
+    budget TEXT NOT NULL,
+    at     DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX api_requests_by_budget ON api_requests (budget, at);
+
+CREATE TABLE api_budgets (
+    budget       TEXT PRIMARY KEY,
+    paused_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    slowed_at    DOUBLE PRECISION,
+    slowed_to    DOUBLE PRECISION
+);
