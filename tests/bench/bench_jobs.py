@@ -143,7 +143,7 @@ async def main(jobs: int, members: int, concurrency: int, postgres: str | None) 
 
                 # 3. result reads and settlement
                 await asyncio.sleep(0.05)  # past every job's first poll time
-                due = await core.lifecycle.due_jobs(limit=100_000)
+                due = await core.leases.reads_due(limit=100_000)
                 start = time.perf_counter()
 
                 async def settle(job_id: int, task_id: str) -> None:
