@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.simulator import Simulator, SimulatorConfig
+from storage import Database
+from storage.postgres import PostgresDatabase
+from tests.backends import PgSchema, postgres_url
 from tests.drills.checks import SOAK_REPORTS
 from tests.drills.harness import Cluster
 from tests.fakediscord import FakeDiscord
@@ -39,13 +42,44 @@ async def cluster(
             await running.close()
 
 
+@pytest.fixture
+async def pg_cluster(
+    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int
+) -> AsyncIterator[Cluster]:
+    """A cluster whose bots share a PostgreSQL schema of their own (DATABASE_URL)."""
+    server = await postgres_url()
+    async with (
+        PgSchema.create(server) as schema,
+        FakeDiscord(patch_discord=False, shard_count=shard_count) as fake,
+        Simulator(sim_config) as sim,
+    ):
+
+        async def open_database() -> Database:
+            return await PostgresDatabase.open(
+                server, server_settings=schema.server_settings, min_connections=1
+            )
+
+        running = Cluster(
+            fake,
+            sim,
+            tmp_path,
+            settings={"DATABASE_URL": schema.url},
+            open_database=open_database,
+        )
+        try:
+            yield running
+        finally:
+            await running.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failing drill shows the end of every bot process's stderr, life by life."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call" and report.failed:
-        cluster = getattr(item, "funcargs", {}).get("cluster")
+        funcargs = getattr(item, "funcargs", {})
+        cluster = funcargs.get("cluster") or funcargs.get("pg_cluster")
         if isinstance(cluster, Cluster) and cluster.bots:
             report.sections.append(("bot process logs (tail)", cluster.log_tails(60)))
 

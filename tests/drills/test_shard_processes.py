@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.simulator import Simulator, SimulatorConfig
-from storage import Database, JobState
-from storage.postgres import PostgresDatabase
-from tests.backends import PgSchema, postgres_url
+from bot.simulator import SimulatorConfig
+from storage import JobState
 from tests.drills.harness import BotProcess, Cluster, Server
-from tests.fakediscord import FakeDiscord
 from tests.shared import free_port
 
 
@@ -30,31 +25,13 @@ def sim_config() -> SimulatorConfig:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, sim_config: SimulatorConfig) -> AsyncIterator[Cluster]:
-    """Bots on a PostgreSQL schema of their own, against a fake Discord with two shards."""
-    server = await postgres_url()
-    async with (
-        PgSchema.create(server) as schema,
-        FakeDiscord(patch_discord=False, shard_count=2) as fake,
-        Simulator(sim_config) as sim,
-    ):
+def shard_count() -> int:
+    return 2
 
-        async def open_database() -> Database:
-            return await PostgresDatabase.open(
-                server, server_settings=schema.server_settings, min_connections=1
-            )
 
-        running = Cluster(
-            fake,
-            sim,
-            tmp_path,
-            settings={"DATABASE_URL": schema.url},
-            open_database=open_database,
-        )
-        try:
-            yield running
-        finally:
-            await running.close()
+@pytest.fixture
+def cluster(pg_cluster: Cluster) -> Cluster:
+    return pg_cluster
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
