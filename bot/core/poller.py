@@ -238,7 +238,7 @@ class Poller:
 
     async def _redraw_phase(self) -> None:
         for job in self.delivery.redraws_due():
-            self._spawn(job.id, self.show, job)
+            self._spawn(job.id, self.redraw, job)
         # States the member was never shown: a stop came between the change and the
         # showing (the normal path shows a change within seconds; a change from before
         # this process started has nobody else to show it).
@@ -247,6 +247,13 @@ class Poller:
         )
         for job in stale:
             self._spawn(job.id, self.show, job)
+
+    async def redraw(self, job: Job) -> None:
+        """Draw a card again as the job is now (another process may have moved it on since
+        this one last drew it)."""
+        fresh = await self.lifecycle.get_job(job.id)
+        if fresh is not None:
+            await self.show(fresh)
 
     async def show(self, job: Job) -> None:
         """Show the job's state to its member; once shown, it no longer needs showing."""

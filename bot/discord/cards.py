@@ -25,6 +25,25 @@ STATE_LOOK: dict[JobState, tuple[str, discord.Colour]] = {
 }
 
 
+# Between reads the bar moves with the time the job is expected to take, up to this much:
+# only the service says when it is done.
+EXTRAPOLATED_CAP = 95
+UNDER_WAY = frozenset({JobState.QUEUED, JobState.PROCESSING})
+
+
+def shown_progress(job: Job, now: dt.datetime) -> int:
+    """The percentage a card shows: the service's latest, or between reads of a job under
+    way, the share of its expected time (submission to expected end) that has passed (reads
+    are for detecting the end, not for drawing); never less than the service said."""
+    if job.state not in UNDER_WAY or job.expected_at is None:
+        return job.progress
+    total = (job.expected_at - job.created_at).total_seconds()
+    if total <= 0:
+        return job.progress
+    guess = int(100 * (now - job.created_at).total_seconds() / total)
+    return max(job.progress, min(EXTRAPOLATED_CAP, guess))
+
+
 def requester_only(user_id: int) -> discord.AllowedMentions:
     """The one mention the bot ever allows: the member whose video it is."""
     return discord.AllowedMentions(
@@ -122,10 +141,15 @@ def job_card(job: Job) -> discord.Embed:
     if waiting is not None:
         embed.add_field(name="Waiting for the video service", value=waiting, inline=False)
     elif job.state in ACTIVE_STATES:
-        line = f"{progress_bar(job.progress)} {job.progress}%"
+        now = discord.utils.utcnow()
+        percent = shown_progress(job, now)
+        line = f"{progress_bar(percent)} {percent}%"
         if job.eta:
-            finish = discord.utils.utcnow() + dt.timedelta(seconds=job.eta)
+            finish = now + dt.timedelta(seconds=job.eta)
             line += f" · ready {discord.utils.format_dt(finish, 'R')}"
+        elif job.expected_at is not None and job.expected_at > now:
+            # A relative timestamp counts down in the member's client, with no edits.
+            line += f" · likely ready {discord.utils.format_dt(job.expected_at, 'R')}"
         elif job.off_peak:
             line += " · off-peak: may take hours"
         embed.add_field(name="Progress", value=line, inline=False)

@@ -23,7 +23,15 @@ from bot.core.delivery import DeliveryOutcome
 from bot.core.quota import utcnow
 from bot.core.videos import Videos
 from bot.discord.buttons import result_view
-from bot.discord.cards import STATE_LOOK, expiry_text, job_card, requester_only, what_happened
+from bot.discord.cards import (
+    STATE_LOOK,
+    UNDER_WAY,
+    expiry_text,
+    job_card,
+    requester_only,
+    shown_progress,
+    what_happened,
+)
 from bot.discord.failures import DISCORD_FAILURES, classify
 from storage.models import RELEASED_STATES, Job, JobState
 
@@ -50,6 +58,11 @@ CARD_MARKER = r"^Video job #{id} ·"
 # Discord de-duplicates a nonce for about five minutes; past that only history can tell
 # whether a post that broke off landed (this margin short of it, to be safe).
 NONCE_WINDOW = dt.timedelta(minutes=4)
+# A rendering job's bar, moved by the time between reads, is redrawn when it has moved this
+# many points, at most every this many seconds: a few edits per job, well inside Discord's
+# rate limits.
+MOVING_STEP = 10
+MOVING_EDIT_SECONDS = 15.0
 
 
 class DiscordDelivery:
@@ -78,6 +91,8 @@ class DiscordDelivery:
         self._held: dict[int, Job] = {}
         # Jobs whose ending was told by DM (no card), so it is not looked up again.
         self._ending_told: set[int] = set()
+        # Rendering jobs as last drawn, whose bar moves with the time between reads.
+        self._moving: dict[int, Job] = {}
 
     # --- job cards ------------------------------------------------------------------------
 
@@ -121,7 +136,7 @@ class DiscordDelivery:
                 return await self._tell_ending_by_dm(job)
             return True
         now = time.monotonic()
-        drawn = (job.state, job.progress)
+        drawn = (job.state, shown_progress(job, utcnow()))
         last = self._last_edit.get(job.id)
         # At most one edit per card per interval, so a busy poller cannot run into Discord's
         # rate limits. What the interval holds back is drawn when it has passed
@@ -153,6 +168,10 @@ class DiscordDelivery:
             return True  # nowhere to show it: the video itself still finds the member
         if job.state.is_terminal:
             self._last_edit.pop(job.id, None)  # nothing more will be drawn on this card
+        if job.state in UNDER_WAY and job.expected_at is not None:
+            self._moving[job.id] = job  # its bar moves between reads: redrawn now and then
+        else:
+            self._moving.pop(job.id, None)
         return True
 
     async def _tell_ending_by_dm(self, job: Job) -> bool:
@@ -192,11 +211,21 @@ class DiscordDelivery:
 
     def redraws_due(self) -> list[Job]:
         now = time.monotonic()
-        return [
+        due = [
             job
             for job_id, job in self._held.items()
             if now - self._last_edit.get(job_id, (0.0, None))[0] >= self._card_edit_interval
         ]
+        # A moving bar is redrawn when it has moved a step, at most every MOVING_EDIT_SECONDS.
+        wall = utcnow()
+        for job_id, job in list(self._moving.items()):
+            edited_at, drawn = self._last_edit.get(job_id, (0.0, None))
+            if drawn is None or job_id in self._held:
+                continue
+            spacing = max(self._card_edit_interval, MOVING_EDIT_SECONDS)
+            if now - edited_at >= spacing and shown_progress(job, wall) - drawn[1] >= MOVING_STEP:
+                due.append(job)
+        return due
 
     # --- delivery -------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ import pytest
 
 from bot.app import build_delivery
 from bot.core import lifecycle, poller
+from bot.core.durations import KEEP, bucket_of
+from bot.core.quota import utcnow
+from bot.discord import delivery as delivery_module
 from bot.settings import Settings
 from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
@@ -561,3 +564,27 @@ async def test_a_brief_task_not_found_does_not_fail_a_paid_video(
     assert len(reads) >= 3 and posts_of(world, done)
     balance = await world.core.moderation.balance(world.guild.id, world.member.id)
     assert balance.used == job.price and balance.held == 0
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=3.0, eta_mode="none")])
+async def test_between_reads_the_bar_moves_with_what_the_bot_learned(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service says nothing of progress, and the bot reads rarely before the end it
+    learned such jobs reach (about 3 s): the card's bar still moves, drawn from that."""
+    monkeypatch.setattr(delivery_module, "MOVING_EDIT_SECONDS", 0.3)
+    bucket = bucket_of("vidu-q3-pro-i2v", "720p", False, 5)
+    async with world.app.db.transaction() as store:
+        for seconds in (2.8, 2.9, 3.0, 3.1, 3.2):
+            await store.learn_duration(bucket, seconds, KEEP, utcnow())
+    job = await animate(world)
+    assert job.bucket == bucket
+    await finished(world, job)
+    card = await card_shows(world, job, "Done")
+    under_way = ("Queued", "Rendering")
+    rendering = [embed_text(v) for v in card_versions(card) if v["title"].endswith(under_way)]
+    percents = [int(p) for text in rendering for p in re.findall(r"(\d+)%", text)]
+    assert len(set(percents)) >= 3 and percents == sorted(percents), rendering
+    assert any("likely ready <t:" in text for text in rendering), rendering
+    reads = [r for r in world.sim.result_reads if r.query.get("task_id") == job.task_id]
+    assert len(reads) < len(rendering) + 3  # the bar moved without a read for each step

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.discord.cards import describe_parameters, history_line, job_card, prompt_of
+from bot.discord.cards import (
+    EXTRAPOLATED_CAP,
+    describe_parameters,
+    history_line,
+    job_card,
+    prompt_of,
+    shown_progress,
+)
 from storage import Job, JobState
 from tests.shared import T0
 
@@ -57,3 +65,29 @@ def test_history_line_of_a_failed_job_says_why() -> None:
     failed = job("vidu-q3-pro-i2v", {"images": [IMAGE]}, JobState.FAILED)
     failed = failed.model_copy(update={"failure_reason": "Refused by moderation."})
     assert "Refused by moderation." in history_line(failed)
+
+
+def test_between_reads_the_bar_moves_with_the_expected_end() -> None:
+    rendering = job("vidu-q3-pro-i2v", {"images": [IMAGE]}).model_copy(
+        update={"progress": 10, "expected_at": T0 + timedelta(seconds=100)}
+    )
+    assert shown_progress(rendering, T0 + timedelta(seconds=50)) == 50
+    assert shown_progress(rendering, T0 + timedelta(seconds=5)) == 10  # never below the service
+    assert shown_progress(rendering, T0 + timedelta(seconds=400)) == EXTRAPOLATED_CAP
+    queued = rendering.model_copy(update={"state": JobState.QUEUED, "progress": 0})
+    assert shown_progress(queued, T0 + timedelta(seconds=50)) == 50  # the expected time's share
+    done = rendering.model_copy(update={"state": JobState.SUCCEEDED, "progress": 100})
+    assert shown_progress(done, T0 + timedelta(seconds=50)) == 100
+    unknown = rendering.model_copy(update={"expected_at": None})
+    assert shown_progress(unknown, T0 + timedelta(seconds=50)) == 10
+
+
+def test_a_card_says_when_the_video_is_likely_ready() -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=3)
+    rendering = job("vidu-q3-pro-i2v", {"images": [IMAGE]}).model_copy(
+        update={"progress": 10, "expected_at": soon, "created_at": soon - timedelta(minutes=4)}
+    )
+    [progress] = [f for f in job_card(rendering).fields if f.name == "Progress"]
+    assert progress.value is not None
+    assert f"likely ready <t:{int(soon.timestamp())}:R>" in progress.value
+    assert "25%" in progress.value  # one minute of four
