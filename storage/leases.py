@@ -179,6 +179,14 @@ class LeaseQueries(Queries):
     async def process_gone(self, owner: str) -> None:
         await self._write("DELETE FROM processes WHERE owner = ?", (owner,))
 
+    async def earlier_lives_gone(self, prefix: str, owner: str) -> None:
+        """Forget the earlier lives of a process started again (owners that start with
+        `prefix`, other than `owner`): they are not running."""
+        await self._write(
+            "DELETE FROM processes WHERE substr(owner, 1, ?) = ? AND owner <> ?",
+            (len(prefix), prefix, owner),
+        )
+
     async def processes_alive(self, since: datetime, *, forget_before: datetime) -> list[str]:
         """Owners seen since `since`; rows not seen since `forget_before` are deleted."""
         await self._write("DELETE FROM processes WHERE seen_at < ?", (to_db(forget_before),))

@@ -80,6 +80,7 @@ class Leases:
         prefix = self.owner.rpartition("/")[0] + "/"
         async with self._books.db.transaction() as store:
             released = await store.release_earlier_leases(prefix, self.owner)
+            await store.earlier_lives_gone(prefix, self.owner)
             await store.process_seen(self.owner, now)
         self._kept_at = now
         if released:

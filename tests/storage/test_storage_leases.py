@@ -101,6 +101,11 @@ async def test_processes_say_they_are_alive(db: Database, t0: datetime) -> None:
         ) == ["a/1", "b/1"]
         await store.process_gone("a/1")
         assert await store.processes_alive(t0 - LEASE, forget_before=t0) == []
+        # A process started again forgets its earlier lives, not a namesake's.
+        await store.process_seen("shard-1/old", t0)
+        await store.process_seen("shard-10/x", t0)
+        await store.earlier_lives_gone("shard-1/", "shard-1/new")
+        assert await store.processes_alive(t0, forget_before=t0) == ["shard-10/x"]
 
 
 async def test_claims_at_the_same_moment_take_different_jobs(
