@@ -65,6 +65,34 @@ class Database(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
+class DatabaseBase:
+    """What both backends do alike on top of their own `transaction()`, `read()` and
+    `close()`: the stored facts, and `async with`."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Store]:
+        raise NotImplementedError
+
+    def read(self) -> AbstractAsyncContextManager[Store]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.read() as store:
+            return await store.get_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.transaction() as store:
+            await store.set_meta(key, value)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int

@@ -17,11 +17,12 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
 from storage.database import (
+    DatabaseBase,
     Dialect,
     Migration,
     MigrationError,
@@ -108,7 +109,7 @@ class PostgresConnection:
         return _row_count(status)
 
 
-class PostgresDatabase:
+class PostgresDatabase(DatabaseBase):
     """An open, migrated PostgreSQL database. Use `await PostgresDatabase.open(url)` (or
     `storage.open_database`); close with `close()`."""
 
@@ -183,12 +184,6 @@ class PostgresDatabase:
             log.warning("database %s: connections still busy at close; cut off", self.target)
             self._pool.terminate()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
         """A write transaction (READ COMMITTED, with the core's row and named locks),
@@ -202,14 +197,6 @@ class PostgresDatabase:
         """A read-only snapshot (REPEATABLE READ, so several queries agree)."""
         async with self._borrow(readonly=True) as conn:
             yield Store(PostgresConnection(conn), writable=False)
-
-    async def get_meta(self, key: str) -> str | None:
-        async with self.read() as store:
-            return await store.get_meta(key)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        async with self.transaction() as store:
-            await store.set_meta(key, value)
 
     @contextlib.asynccontextmanager
     async def _borrow(self, *, readonly: bool) -> AsyncIterator[PgConnection]:

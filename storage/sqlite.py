@@ -15,13 +15,13 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Self
 from urllib.parse import quote
 
 import aiosqlite
 
 from storage.database import (
     CorruptDatabaseError,
+    DatabaseBase,
     Dialect,
     Migration,
     MigrationError,
@@ -104,7 +104,7 @@ class SQLiteConnection:
             await cursor.close()
 
 
-class SQLiteDatabase:
+class SQLiteDatabase(DatabaseBase):
     """An open, migrated SQLite file. Use `await SQLiteDatabase.open(path)` (or
     `storage.open_database`); close with `close()`."""
 
@@ -267,12 +267,6 @@ class SQLiteDatabase:
             self._closed = True
             await self._conn.close()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
         """A write transaction (BEGIN IMMEDIATE), committed when the block ends normally and
@@ -301,14 +295,6 @@ class SQLiteDatabase:
                 yield Store(SQLiteConnection(self._conn), writable=False)
             finally:
                 await self._rollback()
-
-    async def get_meta(self, key: str) -> str | None:
-        async with self.read() as store:
-            return await store.get_meta(key)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        async with self.transaction() as store:
-            await store.set_meta(key, value)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:

@@ -32,6 +32,17 @@ INTEGRITY_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,
 )
 
+# The tables the first migration makes, and every table of the schema today.
+INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
+EXPECTED_TABLES = INITIAL_TABLES | {
+    "role_allowances",
+    "member_totals",
+    "learned_durations",
+    "processes",
+    "api_requests",
+    "api_budgets",
+}
+
 _probe: tuple[str, str | None] | None = None  # (url, why it is unusable or None)
 
 

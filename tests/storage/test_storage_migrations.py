@@ -19,16 +19,7 @@ from storage import (
     bundled_migrations,
 )
 from storage.sqlite import split_statements
-
-INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
-EXPECTED_TABLES = INITIAL_TABLES | {
-    "role_allowances",
-    "member_totals",
-    "learned_durations",
-    "processes",
-    "api_requests",
-    "api_budgets",
-}
+from tests.backends import EXPECTED_TABLES, INITIAL_TABLES
 
 
 def tables(path: Path) -> set[str]:

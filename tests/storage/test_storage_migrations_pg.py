@@ -24,17 +24,7 @@ from storage import (
     open_database,
 )
 from storage.postgres import PostgresDatabase, lock_id, numbered_placeholders
-from tests.backends import INTEGRITY_ERRORS, PgSchema, postgres_url
-
-INITIAL_TABLES = {"meta", "guild_settings", "member_quota", "jobs", "ledger"}
-EXPECTED_TABLES = INITIAL_TABLES | {
-    "role_allowances",
-    "member_totals",
-    "learned_durations",
-    "processes",
-    "api_requests",
-    "api_budgets",
-}
+from tests.backends import EXPECTED_TABLES, INTEGRITY_ERRORS, PgSchema, postgres_url
 
 
 @pytest.fixture
