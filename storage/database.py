@@ -58,6 +58,10 @@ class Database(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None: ...
 
+    async def maintain(self) -> None:
+        """Upkeep a long-running bot asks for now and then (planner statistics)."""
+        ...
+
     async def close(self) -> None: ...
 
     async def __aenter__(self) -> Self: ...
@@ -85,6 +89,9 @@ class DatabaseBase:
     async def set_meta(self, key: str, value: str) -> None:
         async with self.transaction() as store:
             await store.set_meta(key, value)
+
+    async def maintain(self) -> None:
+        """Nothing by default (PostgreSQL's autovacuum keeps its statistics)."""
 
     async def __aenter__(self) -> Self:
         return self

@@ -44,6 +44,8 @@ _MUTABLE_JOB_COLUMNS = frozenset(
         "expected_at",
         "give_up_at",
         "webhook_at",
+        "lease_owner",
+        "lease_until",
     }
 )
 # Ids are signed 64-bit integers in every dialect: a larger number names no job.

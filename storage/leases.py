@@ -21,6 +21,12 @@ from storage.sql import Queries, to_db
 _FREE = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
 
 
+def _lives_of(name: str) -> tuple[str, str]:
+    """Bounds that hold exactly the owners `name/<anything>` between them, by byte order
+    (`/` is followed by `0`): found by the index, unlike a prefix function."""
+    return f"{name}/", f"{name}0"
+
+
 class LeaseQueries(Queries):
     # --- claims ----------------------------------------------------------------------------
 
@@ -147,13 +153,13 @@ class LeaseQueries(Queries):
             (owner,),
         )
 
-    async def release_earlier_leases(self, prefix: str, owner: str) -> int:
-        """Give up the leases of this process's earlier lives: owners that start with
-        `prefix` (its name and a slash) other than `owner` (itself now)."""
+    async def release_earlier_leases(self, name: str, owner: str) -> int:
+        """Give up the leases of this process's earlier lives: owners `name/…` other than
+        `owner` (itself now)."""
         return await self._write(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL "
-            "WHERE substr(lease_owner, 1, ?) = ? AND lease_owner <> ?",
-            (len(prefix), prefix, owner),
+            "WHERE lease_owner > ? AND lease_owner < ? AND lease_owner <> ?",
+            (*_lives_of(name), owner),
         )
 
     async def leased_submissions(self, now: datetime, *, other_than: str) -> set[int]:
@@ -179,12 +185,12 @@ class LeaseQueries(Queries):
     async def process_gone(self, owner: str) -> None:
         await self._write("DELETE FROM processes WHERE owner = ?", (owner,))
 
-    async def earlier_lives_gone(self, prefix: str, owner: str) -> None:
-        """Forget the earlier lives of a process started again (owners that start with
-        `prefix`, other than `owner`): they are not running."""
+    async def earlier_lives_gone(self, name: str, owner: str) -> None:
+        """Forget the earlier lives of a process started again (owners `name/…` other than
+        `owner`): they are not running."""
         await self._write(
-            "DELETE FROM processes WHERE substr(owner, 1, ?) = ? AND owner <> ?",
-            (len(prefix), prefix, owner),
+            "DELETE FROM processes WHERE owner > ? AND owner < ? AND owner <> ?",
+            (*_lives_of(name), owner),
         )
 
     async def processes_alive(self, since: datetime, *, forget_before: datetime) -> list[str]:

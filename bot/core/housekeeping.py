@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # jobs per transaction while walking a backlog
 GIVE_UP_BATCH = 100  # jobs given up per tick at most (the rest the next tick)
+MAINTAIN_EVERY = timedelta(hours=1)  # the database's upkeep (planner statistics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Housekeeping:
         self._lifecycle = lifecycle
         self._leases = leases
         self._settings = books.settings
+        self._maintained_at: datetime | None = None
 
     async def recover(self, reads_per_minute: float) -> Recovery:
         """Settle what a stop left behind.
@@ -81,8 +83,14 @@ class Housekeeping:
     async def expire_overdue(self) -> list[Job]:
         """End jobs that will not finish: no answer in the configured time (EXPIRED), or a
         submission whose outcome stayed unknown and is no longer in flight (LOST). Both
-        release their holds. Found by `give_up_at`, a few at a time."""
+        release their holds. Found by `give_up_at`, a few at a time. Also the database's
+        upkeep, every MAINTAIN_EVERY."""
         now = self._books.now()
+        if self._maintained_at is None:
+            self._maintained_at = now  # opening the database did it
+        elif now - self._maintained_at >= MAINTAIN_EVERY:
+            self._maintained_at = now
+            await self._books.db.maintain()
         async with self._books.db.read() as store:
             due = await store.jobs_to_give_up(now, GIVE_UP_BATCH)
         return await self._settle(due, self._give_up)
@@ -134,7 +142,8 @@ class Housekeeping:
     async def _spread_reads(self, reads_per_minute: float) -> int:
         """Read every unfinished job once soon (the video may have been made while the bot
         was down), in slots the read budget can serve, in the order they came; a read
-        already scheduled sooner keeps its time. Returns how many reads moved."""
+        already scheduled between now and its slot keeps its time. Returns how many reads
+        moved."""
         now = self._books.now()
         step = timedelta(seconds=60.0 / max(reads_per_minute, 1.0))
         slot, after, moved = now, 0, 0
@@ -143,7 +152,9 @@ class Housekeeping:
                 batch = await store.active_reads(after, BATCH)
                 moves = []
                 for job_id, scheduled in batch:
-                    if scheduled is None or scheduled > slot:
+                    # Overdue reads join the spread too: left where they were, every one
+                    # would come before a job submitted after the start.
+                    if scheduled is None or not now <= scheduled <= slot:
                         moves.append((job_id, slot))
                     slot += step
                 await store.set_next_reads(moves, now)

@@ -77,10 +77,10 @@ class Leases:
         """Say this process is alive, and give up what its earlier life held (it died
         holding them): those jobs need not wait for the leases to run out."""
         now = self._books.now()
-        prefix = self.owner.rpartition("/")[0] + "/"
+        name = self.owner.rpartition("/")[0]
         async with self._books.db.transaction() as store:
-            released = await store.release_earlier_leases(prefix, self.owner)
-            await store.earlier_lives_gone(prefix, self.owner)
+            released = await store.release_earlier_leases(name, self.owner)
+            await store.earlier_lives_gone(name, self.owner)
             await store.process_seen(self.owner, now)
         self._kept_at = now
         if released:

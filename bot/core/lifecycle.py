@@ -83,6 +83,8 @@ class Lifecycle:
                 changes.setdefault("finished_at", now)
             if move.to.is_terminal:
                 changes.setdefault("next_poll_at", None)
+                # Nothing more to do for anyone: the lease index keeps only live work.
+                changes.update(lease_owner=None, lease_until=None)
         if move.settle is not None:
             await store.settle_holds(
                 job.id, move.settle, actor=SYSTEM_ACTOR, reason=move.why, at=now

@@ -110,9 +110,11 @@ async def test_a_start_spreads_the_backlog_and_a_new_job_keeps_its_own_schedule(
 ) -> None:
     core = make_core(default_max_concurrent_jobs=50, default_allowance=100_000)
     backlog = [await core.submitting.submit(request()) for _ in range(30)]
-    for job in backlog:
-        await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=3000))
-    clock.advance(seconds=10)
+    for n, job in enumerate(backlog):
+        # Half are read far ahead; half were due long before the start (the bot was down).
+        eta = 3000 if n % 2 else 5
+        await core.lifecycle.apply_result(job.id, result("PROCESSING", eta=eta))
+    clock.advance(minutes=10)
     restarted = make_core(default_max_concurrent_jobs=50, default_allowance=100_000)
     recovery = await restarted.housekeeping.recover(reads_per_minute=60)
     assert recovery.spread == 30

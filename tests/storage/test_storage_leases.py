@@ -68,10 +68,10 @@ async def test_a_process_started_again_takes_back_what_its_earlier_life_held(
 ) -> None:
     ids = await due_jobs(db, t0, 2)
     assert await claim(db, "shard-0/old", t0, limit=1) == ids[:1]
-    assert await claim(db, "shard-1/x", t0) == ids[1:]
+    assert await claim(db, "shard-00/x", t0) == ids[1:]
     async with db.transaction() as store:
-        # Only shard-0's own earlier life, not a namesake's prefix ("shard-1/…").
-        assert await store.release_earlier_leases("shard-0/", "shard-0/new") == 1
+        # Only shard-0's own earlier life, not one whose name starts the same ("shard-00").
+        assert await store.release_earlier_leases("shard-0", "shard-0/new") == 1
     assert await claim(db, "shard-0/new", t0) == ids[:1]
 
 
@@ -104,7 +104,7 @@ async def test_processes_say_they_are_alive(db: Database, t0: datetime) -> None:
         # A process started again forgets its earlier lives, not a namesake's.
         await store.process_seen("shard-1/old", t0)
         await store.process_seen("shard-10/x", t0)
-        await store.earlier_lives_gone("shard-1/", "shard-1/new")
+        await store.earlier_lives_gone("shard-1", "shard-1/new")
         assert await store.processes_alive(t0, forget_before=t0) == ["shard-10/x"]
 
 

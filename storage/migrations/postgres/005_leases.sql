@@ -1,9 +1,10 @@
 -- The same as ../sqlite/005_leases.sql: job leases, live processes, shared API budgets.
-ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT COLLATE "C";
 ALTER TABLE jobs ADD COLUMN lease_until TEXT COLLATE "C";
+CREATE INDEX jobs_by_lease ON jobs (lease_owner, lease_until) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE processes (
-    owner   TEXT PRIMARY KEY,
+    owner   TEXT COLLATE "C" PRIMARY KEY,
     seen_at TEXT COLLATE "C" NOT NULL
 );
 

@@ -3,6 +3,8 @@
 -- loses its leases when they expire, and the others carry on with its jobs.
 ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
 ALTER TABLE jobs ADD COLUMN lease_until TEXT;
+-- A process's leases, found without reading every job (a job's lease is cleared when it ends).
+CREATE INDEX jobs_by_lease ON jobs (lease_owner, lease_until) WHERE lease_owner IS NOT NULL;
 
 -- Every running process says it is alive here (a row per process start, renewed while it
 -- runs): recovery after a start skips what only a stop of every process needs.
