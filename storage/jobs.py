@@ -143,7 +143,8 @@ class JobQueries(Queries):
     async def jobs_to_give_up(self, now: datetime, limit: int) -> list[Job]:
         """Active jobs whose give-up time has come, by index (not a scan of every job)."""
         rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {ACTIVE_SQL} AND give_up_at <= ? "
+            # Only running jobs have a give-up time (cleared when a job ends).
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE give_up_at IS NOT NULL AND give_up_at <= ? "
             "ORDER BY give_up_at, id LIMIT ?",
             (to_db(now), limit),
         )

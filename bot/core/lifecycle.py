@@ -77,6 +77,8 @@ class Lifecycle:
             changes["state"] = move.to
             if move.to is not job.state:
                 changes["card_stale"] = True  # until the member has been shown it
+            if not move.to.is_active:
+                changes["give_up_at"] = None  # only a running job is given up
             if move.to.is_terminal or move.to is JobState.SUCCEEDED:
                 # For SUCCEEDED: when the video was made. Delivery looks for an earlier post
                 # of it from then on; the ending (DELIVERED, ...) sets it again.
