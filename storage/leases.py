@@ -16,7 +16,7 @@ from typing import Any
 
 from storage.jobs import _ACTIVE, _JOB_COLUMNS, _job
 from storage.models import Job, JobState
-from storage.sql import Queries, to_db
+from storage.sql import Queries, from_db, to_db
 
 _FREE = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
 
@@ -116,6 +116,15 @@ class LeaseQueries(Queries):
             until=until,
             limit=limit,
         )
+
+    async def next_read_at(self, after: datetime) -> datetime | None:
+        """The earliest read of a running job planned after `after` (whoever holds it)."""
+        row = await self._one(
+            "SELECT MIN(next_poll_at) AS at FROM jobs WHERE state IN (?, ?, ?) "
+            "AND task_id IS NOT NULL AND next_poll_at > ?",
+            (*_ACTIVE, to_db(after)),
+        )
+        return None if row is None or row["at"] is None else from_db(row["at"])
 
     async def lease(self, owner: str, job_id: int, now: datetime, until: datetime) -> bool:
         """Lease one job to `owner` if nobody else holds it (the job a command just

@@ -71,6 +71,14 @@ class Leases:
         async with self._books.db.transaction() as store:
             return await store.claim_stale_cards(self.owner, before, now, until, limit)
 
+    async def next_read_in(self) -> float | None:
+        """Seconds until the earliest read still to come of any running job (None: none
+        planned; reads already due are the tick's business)."""
+        now = self._books.now()
+        async with self._books.db.read() as store:
+            at = await store.next_read_at(now)
+        return None if at is None else (at - now).total_seconds()
+
     # --- this process ---------------------------------------------------------------------
 
     async def start(self) -> None:

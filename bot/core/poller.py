@@ -155,13 +155,25 @@ class Poller:
             if healthy:
                 self._touch_health_file()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._until_next_read())
         await self.drain()
         try:
             await self.leases.stop()
         except Exception:
             log.warning("could not give up this process's leases; they run out", exc_info=True)
         log.info("poller stopped")
+
+    async def _until_next_read(self) -> float:
+        """How long to sleep: until the earliest planned read, so a read lands when the
+        schedule meant it rather than up to a tick later; at most the idle tick."""
+        try:
+            due_in = await self.leases.next_read_in()
+        except Exception:
+            log.warning("poller: could not ask for the next read time", exc_info=True)
+            return self._idle
+        if due_in is None:
+            return self._idle
+        return max(MIN_IDLE_SECONDS, min(self._idle, due_in))
 
     async def drain(self, grace: float = 10.0) -> None:
         """Let in-flight jobs finish the step they are in (their database writes complete).

@@ -16,7 +16,7 @@ that finds a job still running is evidence, weighed strongest first:
 With an end believed from the eta, one read lands just after it. With an interval, reads
 walk through it no further apart than the detection delay allowed (`gap`). With nothing
 believable, reads come every `gap`, which grows with the time the job has run: a job of
-five minutes is read about every 36 s, a job of twenty seconds every 4 s.
+five minutes is read about every 40 s, a job of twenty seconds every 4.5 s.
 
 While webhooks are seen to arrive (`bot.core.webhooks`), a job waits for its webhook and
 is read once, to confirm it; a safety read past the learned interval's end catches a job
@@ -33,9 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 # The detection delay allowed while the bot is unsure: this share of the time the job has
-# run, but never less than MIN_GAP seconds.
-GAP_SHARE = 0.14
-MIN_GAP = 5.0
+# run, but never less than MIN_GAP seconds. A little under the promise (15 %, at least 5 s)
+# so the time a read takes, and the poller's own lateness, still fit in it.
+GAP_SHARE = 0.135
+MIN_GAP = 4.5
 # A read meant to catch the end the eta promised comes this long after it (eta is whole
 # seconds, rounded up by the service).
 MARGIN = 0.25

@@ -109,6 +109,9 @@ class StubService:
     async def stop(self) -> None:
         return None
 
+    async def next_read_in(self) -> float | None:
+        return None
+
     async def retry_delivery_later(
         self, job_id: int, seconds: float, *, maybe_landed: bool = False
     ) -> Job:
@@ -278,3 +281,16 @@ async def test_delivery_outcomes_and_the_wait_to_post_are_counted(tmp_path: Path
     assert counted.value("vidu_deliveries_total", outcome="undeliverable") == 1
     assert counted.value("vidu_poll_to_post_seconds_count") == 1
     assert counted.value("vidu_poll_to_post_seconds_sum") == 2.5
+
+
+async def test_the_poller_wakes_for_the_next_planned_read(tmp_path: Path) -> None:
+    poller, service, _ = make_poller(tmp_path)
+    poller._idle = idle = 1.0  # the real bot's tick (these settings poll far more often)
+    assert await poller._until_next_read() == idle  # nothing planned: the idle tick
+    answers: list[float | None] = [0.3, 30.0, 0.0001]
+    service.next_read_in = AsyncMock(side_effect=answers)  # type: ignore[method-assign]
+    assert await poller._until_next_read() == 0.3  # a read planned sooner than the tick
+    assert await poller._until_next_read() == idle  # never longer than the tick
+    assert await poller._until_next_read() == poller_module.MIN_IDLE_SECONDS  # never spins
+    service.next_read_in = AsyncMock(side_effect=RuntimeError("db gone"))  # type: ignore[method-assign]
+    assert await poller._until_next_read() == idle

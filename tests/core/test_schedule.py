@@ -89,7 +89,7 @@ def test_with_nothing_to_go_on_reads_grow_apart_with_the_running_time() -> None:
     gaps = [
         plan(e, Memory(), eta=None, progress=None, learned=None).read_at - e for e in (3, 60, 300)
     ]
-    assert gaps == [pytest.approx(5.0), pytest.approx(8.4), pytest.approx(42.0)]
+    assert gaps == [pytest.approx(4.5), pytest.approx(8.1), pytest.approx(40.5)]
     # ...but never further than the ceiling (POLL_MAX_SECONDS).
     capped = plan(1000, Memory(), eta=None, progress=None, learned=None, ceiling=60)
     assert capped.read_at - 1000 == pytest.approx(60)

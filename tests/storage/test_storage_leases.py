@@ -124,3 +124,16 @@ async def test_claims_at_the_same_moment_take_different_jobs(
     every = [job_id for got in claimed for job_id in got]
     assert sorted(every) == ids  # all claimed, none twice
     assert all(len(got) == 10 for got in claimed)  # none waited out or went short
+
+
+async def test_the_next_read_still_to_come(db: Database, t0: datetime) -> None:
+    async with db.transaction() as store:
+        assert await store.next_read_at(t0) is None
+    ids = await due_jobs(db, t0, 3)
+    async with db.transaction() as store:
+        await store.update_job(ids[1], t0, next_poll_at=t0 + timedelta(seconds=7))
+        await store.update_job(ids[2], t0, next_poll_at=t0 + timedelta(seconds=3))
+        # Reads already due (ids[0], at t0) are the tick's business, not the next wake's.
+        assert await store.next_read_at(t0) == t0 + timedelta(seconds=3)
+        await store.update_job(ids[2], t0, state=JobState.DELIVERED)
+        assert await store.next_read_at(t0) == t0 + timedelta(seconds=7)
