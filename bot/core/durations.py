@@ -4,8 +4,8 @@ Jobs are grouped by kind (`bucket`: model, resolution, off-peak, length in secon
 newest durations of each kind are kept beside the jobs (`learned_durations`, one row per
 kind, whatever the history), and the read schedule asks for the interval most jobs of a
 kind end in. A kind seen too seldom borrows from its siblings of other lengths (same
-model, resolution and off-peak), scaled by length; a kind with no siblings has nothing
-learned yet, and the schedule falls back to its growing gaps.
+model, resolution and off-peak), scaled by length, else from every job of its model; a
+model never seen has nothing learned yet, and the schedule falls back to its growing gaps.
 """
 
 from __future__ import annotations
@@ -89,18 +89,31 @@ class Durations:
         own = kinds.get(bucket, [])
         if len(own) >= ENOUGH:
             return interval(own)
-        # Borrow from other lengths of the same model, resolution and off-peak: seconds of
-        # making per second of video.
         try:
             seconds = int(length)
         except ValueError:
             return None
-        rates = [
-            sample / int(kind.rpartition("|")[2])
-            for kind, samples in kinds.items()
-            if kind.rpartition("|")[2].isdigit() and int(kind.rpartition("|")[2]) > 0
-            for sample in samples
-        ]
-        if len(rates) < ENOUGH or seconds <= 0:
+        if seconds <= 0:
+            return None
+        # Borrow from other lengths of the same model, resolution and off-peak: seconds of
+        # making per second of video...
+        rates = _rates(kinds)
+        if len(rates) < ENOUGH:
+            # ...else from every job of the model (other resolutions too): a wider interval,
+            # but enough to tell an eta four times too long from a plausible one.
+            model = family.split("|", 1)[0] + "|"
+            async with self._db.read() as store:
+                rates = _rates(await store.learned_samples(model, model + "~"))
+        if len(rates) < ENOUGH:
             return None
         return interval([rate * seconds for rate in rates])
+
+
+def _rates(kinds: Mapping[str, list[float]]) -> list[float]:
+    """Seconds of making per second of video, over every sample of these kinds."""
+    rates = []
+    for kind, samples in kinds.items():
+        length = kind.rpartition("|")[2]
+        if length.isdigit() and int(length) > 0:
+            rates += [sample / int(length) for sample in samples]
+    return rates

@@ -133,3 +133,29 @@ async def test_a_start_spreads_the_backlog_and_a_new_job_keeps_its_own_schedule(
     clock.advance(seconds=3)
     due = [job.id for job in await restarted.leases.reads_due(limit=10)]
     assert fresh.id in due and len(due) == 5  # 4 of the backlog (0–3 s) and the new one
+
+
+async def test_a_model_seen_only_at_other_resolutions_lends_its_rate(
+    db: Database, clock: Clock
+) -> None:
+    job = Job.model_validate(
+        {
+            "id": 1,
+            "guild_id": 1,
+            "channel_id": 1,
+            "user_id": 1,
+            "model": "vidu-q3-pro-i2v",
+            "params": {},
+            "price": 1,
+            "state": "QUEUED",
+            "bucket": BUCKET,  # 720p, 5 s
+            "created_at": clock.now,
+            "updated_at": clock.now,
+        }
+    )
+    # Only 1080p jobs of 8 s seen (40 s each: 5 s of making per second of video).
+    await learn(db, clock, bucket_of("vidu-q3-pro-i2v", "1080p", False, 8), *[40.0] * ENOUGH)
+    # Another model's jobs lend nothing.
+    await learn(db, clock, bucket_of("vidu-q3-turbo-i2v", "720p", False, 5), *[9.0] * ENOUGH)
+    learned = await Durations(db).learned(job)
+    assert learned is not None and learned.typical == pytest.approx(25.0)

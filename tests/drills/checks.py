@@ -93,8 +93,9 @@ class Report:
         return f"{self.figures()}\nproblems ({len(self.problems)}):\n{found}"
 
 
-# Soak reports of this session, printed in the terminal summary (tests/drills/conftest.py).
-SOAK_REPORTS = pytest.StashKey[list[tuple[str, "Report"]]]()
+# The last report of every drill and soak of this session, by test, printed in the terminal
+# summary (tests/drills/conftest.py).
+DRILL_REPORTS = pytest.StashKey[dict[str, "Report"]]()
 
 
 def marker(job_id: int) -> re.Pattern[str]:

@@ -12,7 +12,7 @@ from bot.simulator import Simulator, SimulatorConfig
 from storage import Database
 from storage.postgres import PostgresDatabase
 from tests.backends import PgSchema, postgres_url
-from tests.drills.checks import SOAK_REPORTS
+from tests.drills.checks import DRILL_REPORTS, Report
 from tests.drills.harness import Cluster
 from tests.fakediscord import FakeDiscord
 
@@ -28,14 +28,24 @@ def shard_count() -> int:
     return 1
 
 
+def keep_reports(cluster: Cluster, request: pytest.FixtureRequest) -> None:
+    """The last report of this test goes into the terminal summary."""
+
+    def keep(report: Report) -> None:
+        request.config.stash.setdefault(DRILL_REPORTS, {})[request.node.name] = report
+
+    cluster.on_report = keep
+
+
 @pytest.fixture
 async def cluster(
-    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int
+    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int, request: pytest.FixtureRequest
 ) -> AsyncIterator[Cluster]:
     # Nothing in this process runs discord.py: the fake need not patch it.
     fake_discord = FakeDiscord(patch_discord=False, shard_count=shard_count)
     async with fake_discord as fake, Simulator(sim_config) as sim:
         running = Cluster(fake, sim, tmp_path)
+        keep_reports(running, request)
         try:
             yield running
         finally:
@@ -44,7 +54,7 @@ async def cluster(
 
 @pytest.fixture
 async def pg_cluster(
-    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int
+    tmp_path: Path, sim_config: SimulatorConfig, shard_count: int, request: pytest.FixtureRequest
 ) -> AsyncIterator[Cluster]:
     """A cluster whose bots share a PostgreSQL schema of their own (DATABASE_URL)."""
     server = await postgres_url()
@@ -66,6 +76,7 @@ async def pg_cluster(
             settings={"DATABASE_URL": schema.url},
             open_database=open_database,
         )
+        keep_reports(running, request)
         try:
             yield running
         finally:
@@ -87,7 +98,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """The figures of every soak that ran, passed or not."""
-    for name, report in config.stash.get(SOAK_REPORTS, []):
-        terminalreporter.write_sep("-", f"soak figures ({name})")
+    """The figures of every drill and soak that ran, passed or not."""
+    for name, report in config.stash.get(DRILL_REPORTS, {}).items():
+        terminalreporter.write_sep("-", f"drill figures ({name})")
         terminalreporter.write_line(report.describe())

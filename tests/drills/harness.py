@@ -240,6 +240,8 @@ class Cluster:
         # PostgreSQL (DATABASE_URL in `settings`) passes its own.
         self._open_database = open_database or self._open_sqlite
         self._db: Database | None = None
+        # Told every report the checker makes (the fixtures keep the last for the summary).
+        self.on_report: Callable[[Report], None] | None = None
 
     # --- the world ----------------------------------------------------------------------
 
@@ -384,6 +386,8 @@ class Cluster:
         that ended by itself."""
         report = await check(await self.database(), self.fake, self.sim)
         report.problems += self.unexpected_exits()
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     @contextlib.asynccontextmanager

@@ -3,7 +3,7 @@ kill-and-restart in the middle, then the shared checker.
 
 The small soak (30 jobs, 3 members, 3 servers) runs with the suite; the full one (300
 jobs, 30 members) is added with `VIDU_SOAK=full` or `--soak=full`. Both print their figures
-at the end of the run ("soak figures").
+at the end of the run ("drill figures").
 
 Noise: the simulator answers ~5 % of submissions and of result reads with a 5xx, a 429,
 a timeout (an answer slower than the bot's timeout), a dropped connection, or (submissions)
@@ -35,7 +35,6 @@ import pytest
 
 from bot.simulator import Fault, RandomFaults, Simulator, SimulatorConfig
 from storage.models import JobState
-from tests.drills.checks import SOAK_REPORTS
 from tests.drills.harness import Cluster, Server
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMember
 from tests.fakediscord.models import Fault as DiscordFault
@@ -308,6 +307,5 @@ async def test_soak(cluster: Cluster, plan: SoakPlan, request: pytest.FixtureReq
             "settled": settled,
         }
     )
-    request.config.stash.setdefault(SOAK_REPORTS, []).append((plan.name, report))
     assert report.ok, report.describe()
     assert report.duplicate_posts == 0
