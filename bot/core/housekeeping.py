@@ -121,6 +121,10 @@ class Housekeeping:
                 current = await store.get_job(job.id, for_update=True)
                 if current is not None and current.state.is_active:
                     fresh.append(current)
+                elif current is not None and current.give_up_at is not None:
+                    # Ended without its give-up time cleared (a row from elsewhere): clear
+                    # it, or every tick would find it again.
+                    await store.update_job(current.id, self._books.now(), give_up_at=None)
             return await self._lifecycle.step_each(store, fresh, decide)
 
     async def _backfill_give_up(self) -> None:

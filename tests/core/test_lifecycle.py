@@ -431,3 +431,19 @@ async def test_a_state_change_stays_to_be_shown_until_the_member_has_seen_it(
     assert [j.id for j in await core.leases.cards_to_show(older_than=10)] == [job.id]
     shown = await core.lifecycle.card_shown(job.id, JobState.PROCESSING)
     assert not shown.card_stale and await core.leases.cards_to_show(older_than=10) == []
+
+
+async def test_give_up_times_go_with_the_end_of_a_job(
+    core: Core, clock: Clock, db: Database
+) -> None:
+    job = await core.submitting.submit(request())
+    assert job.give_up_at is not None
+    done = await core.lifecycle.apply_result(job.id, result("SUCCEED"))
+    assert done.give_up_at is None  # only a running job is given up
+    # A finished job that kept one (written by something else) is cleared once found.
+    async with db.transaction() as store:
+        await store.update_job(job.id, clock.now, give_up_at=clock.now)
+    clock.advance(seconds=1)
+    assert await core.housekeeping.expire_overdue() == []
+    async with db.read() as store:
+        assert await store.jobs_to_give_up(clock.now, 10) == []
