@@ -97,6 +97,10 @@ async def test_three_processes_share_the_work_and_survive_a_kill(pg_cluster: Clu
 
     assert await cluster.settle(timeout=90), cluster.log_tails()
     report = await cluster.check()
+    report.extra["after the kill"] = (
+        f"its first job taken over after {handed_over:.2f} s (LEASE_SECONDS={LEASE:g}), "
+        f"its first video posted by the others after {taken_over:.2f} s"
+    )
     assert report.ok, report.describe()
     jobs = await cluster.jobs()
     assert len(jobs) == 60 and all(j.state is JobState.DELIVERED for j in jobs)
