@@ -548,6 +548,8 @@ class History:
             "bucket": BUCKET,
         }
         job.update(columns)
+        if job["state"] not in ("SUBMITTING", "QUEUED", "PROCESSING"):
+            job["give_up_at"] = None  # as the bot stores an ended job (migration 006)
         self.jobs.append(job)
         return job
 
