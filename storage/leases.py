@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.jobs import _ACTIVE, _JOB_COLUMNS, _job
-from storage.models import Job, JobState
+from storage.jobs import _JOB_COLUMNS, ACTIVE_SQL, _job
+from storage.models import Job
 from storage.sql import Queries, from_db, to_db
 
 _FREE = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
@@ -59,9 +59,10 @@ class LeaseQueries(Queries):
         """Active jobs with a task id whose next read has come: the reads most likely to
         find the job done first, then the most overdue."""
         return await self._claim(
-            "state IN (?, ?, ?) AND task_id IS NOT NULL AND next_poll_at IS NOT NULL "
+            # The states written out, not bound: PostgreSQL's reusable plan then knows them.
+            f"{ACTIVE_SQL} AND task_id IS NOT NULL AND next_poll_at IS NOT NULL "
             "AND next_poll_at <= ?",
-            (*_ACTIVE, to_db(now)),
+            (to_db(now),),
             "read_priority, next_poll_at, id",
             lambda job: (job.read_priority, job.next_poll_at, job.id),
             owner=owner,
@@ -76,8 +77,9 @@ class LeaseQueries(Queries):
         """SUCCEEDED jobs due for a delivery attempt, once their card is settled (a video
         is posted as a reply to its card); never-scheduled first."""
         return await self._claim(
-            "state = ? AND card_state <> 'pending' AND (next_poll_at IS NULL OR next_poll_at <= ?)",
-            (JobState.SUCCEEDED.value, to_db(now)),
+            "state = 'SUCCEEDED' AND card_state <> 'pending' "
+            "AND (next_poll_at IS NULL OR next_poll_at <= ?)",
+            (to_db(now),),
             # NULLS FIRST in both dialects (PostgreSQL sorts NULLs last by default).
             "next_poll_at NULLS FIRST, id",
             lambda job: (job.next_poll_at is not None, job.next_poll_at or now, job.id),
@@ -120,9 +122,9 @@ class LeaseQueries(Queries):
     async def next_read_at(self, after: datetime) -> datetime | None:
         """The earliest read of a running job planned after `after` (whoever holds it)."""
         row = await self._one(
-            "SELECT MIN(next_poll_at) AS at FROM jobs WHERE state IN (?, ?, ?) "
+            f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE {ACTIVE_SQL} "
             "AND task_id IS NOT NULL AND next_poll_at > ?",
-            (*_ACTIVE, to_db(after)),
+            (to_db(after),),
         )
         return None if row is None or row["at"] is None else from_db(row["at"])
 

@@ -152,7 +152,10 @@ class PostgresDatabase(DatabaseBase):
                 min_size=min(min_connections, max_connections),
                 max_size=max_connections,
                 timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings=dict(server_settings or {}),
+                # Every statement planned for its own values: the bot's statements are
+                # small, and a plan made once for unknown values reads whole tables
+                # where the values at hand would take an index.
+                server_settings={"plan_cache_mode": "force_custom_plan", **(server_settings or {})},
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError) as error:
             raise StorageError(
