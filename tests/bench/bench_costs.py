@@ -29,10 +29,11 @@ Where a cost grows, a profiled pass tells the database time by the storage funct
 asked for it (file and line of its `def`), baseline vs loaded.
 
 History comes from a seeded generator and is written with plain SQL (executemany on
-SQLite; COPY on PostgreSQL, then ANALYZE, as autovacuum would soon; nothing runs ANALYZE on
-SQLite, as the bot does not). `--quick` uses smaller sizes (the targets are then not
-judged). On SQLite files in a temporary folder (or `--dir`) by default; `--postgres URL`
-runs on that server, in schemas of its own that are dropped at the end.
+SQLite, then the file is opened again, as a restart does, which analyzes it as the bot does
+at every start and every hour; COPY on PostgreSQL, then ANALYZE, as autovacuum would soon).
+`--quick` uses smaller sizes (the targets are then not judged). On SQLite files in a
+temporary folder (or `--dir`) by default; `--postgres URL` runs on that server, in schemas
+of its own that are dropped at the end.
 
 Database time and round trips come from wrapping each transaction and the store's
 connection (the `storage.sql.Connection` protocol); nothing in storage/ is changed.
@@ -739,6 +740,9 @@ class Backend:
         jobs, ledger = history.rows()
         if place.path is not None:
             await asyncio.to_thread(_sqlite_insert, place.path, jobs, ledger)
+            # Opened again, as after a restart: `open` analyzes the file, as the bot does.
+            await place.db.inner.close()
+            place.db.inner = await open_database(None, place.path)
             return
         assert self.postgres is not None and place.schema is not None
         conn = await asyncpg.connect(self.postgres, server_settings={"search_path": place.schema})
