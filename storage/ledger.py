@@ -75,42 +75,29 @@ class LedgerQueries(Queries):
             }
         else:
             start = to_db(since)
-            holds = (
-                "FROM ledger AS h WHERE h.kind = 'hold' AND h.pool = 'period' "
-                "AND h.guild_id = ? AND h.user_id = ? AND h.created_at >= ?"
-            )
+            # One pass over the period's holds, each beside its settlement (at most one:
+            # the unique index ledger_one_settlement), instead of one pass per sum.
             row = await self._one(
-                "SELECT "
-                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND NOT EXISTS ("
-                "  SELECT 1 FROM ledger AS s WHERE s.job_id = h.job_id AND s.pool = h.pool "
-                "  AND s.kind IN ('commit', 'release'))) AS period_held, "
-                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND EXISTS ("
-                "  SELECT 1 FROM ledger AS c WHERE c.job_id = h.job_id AND c.pool = h.pool "
-                "  AND c.kind = 'commit')) AS period_committed, "
+                "SELECT w.period_held, w.period_committed, w.period_excused, "
+                "t.unsettled, t.bonus_granted, t.bonus_unsettled, t.bonus_committed "
+                "FROM (SELECT "
+                "  COALESCE(SUM(CASE WHEN s.id IS NULL THEN h.amount END), 0) AS period_held, "
+                "  COALESCE(SUM(CASE WHEN s.kind = 'commit' THEN h.amount END), 0) "
+                "    AS period_committed, "
                 # A reset excuses what was committed before it, by holds placed in this
                 # window before it. Derived from the rows themselves (ordered by id: the
                 # ledger is append-only), not from the reset row's amount, so it stays right
                 # when the window changes and never excuses what was committed after it.
-                f"(SELECT COALESCE(SUM(h.amount), 0) {holds} AND EXISTS ("
-                "  SELECT 1 FROM ledger AS c WHERE c.job_id = h.job_id AND c.pool = h.pool "
-                "  AND c.kind = 'commit' AND c.id < ("
+                "  COALESCE(SUM(CASE WHEN s.kind = 'commit' AND s.id < ("
                 "    SELECT COALESCE(MAX(r.id), 0) FROM ledger AS r WHERE r.kind = 'reset' "
-                "    AND r.guild_id = ? AND r.user_id = ? AND r.created_at >= ?))"
-                ") AS period_excused, "
-                "t.unsettled, t.bonus_granted, t.bonus_unsettled, t.bonus_committed "
-                "FROM (SELECT 1 AS one) AS one LEFT JOIN member_totals AS t "
-                "ON t.guild_id = ? AND t.user_id = ?",
-                (
-                    *(guild_id, user_id, start) * 2,
-                    guild_id,
-                    user_id,
-                    start,
-                    guild_id,
-                    user_id,
-                    start,
-                    guild_id,
-                    user_id,
-                ),
+                "    AND r.guild_id = ? AND r.user_id = ? AND r.created_at >= ?"
+                "  ) THEN h.amount END), 0) AS period_excused "
+                "  FROM ledger AS h LEFT JOIN ledger AS s ON s.job_id = h.job_id "
+                "  AND s.pool = h.pool AND s.kind IN ('commit', 'release') "
+                "  WHERE h.kind = 'hold' AND h.pool = 'period' "
+                "  AND h.guild_id = ? AND h.user_id = ? AND h.created_at >= ?"
+                ") AS w LEFT JOIN member_totals AS t ON t.guild_id = ? AND t.user_id = ?",
+                (guild_id, user_id, start, guild_id, user_id, start, guild_id, user_id),
             )
             window = row or {}
         return MemberUsage(
