@@ -171,12 +171,15 @@ class Submitting:
     ) -> Job:
         """Every check, then the job row and its holds, all in the caller's transaction."""
         # Two submissions racing for the last credits (or the last of a daily cap) must
-        # not both see them free, whichever process each arrives at.
-        keys = [guild_key(request.guild_id), member_key(request.guild_id, request.user_id)]
+        # not both see them free, whichever process each arrives at. A server's members
+        # wait for each other only where its daily cap makes them compete.
+        guild = await self._books.guild(store, request.guild_id)
+        keys = [member_key(request.guild_id, request.user_id)]
+        if guild.daily_cap is not None:
+            keys.append(guild_key(request.guild_id))
         if self._settings.operator_daily_cap is not None:
             keys.append(OPERATOR_KEY)
         await store.lock(*keys)
-        guild = await self._books.guild(store, request.guild_id)
         self._check_model_enabled(guild, prepared.spec)
         if guild.allowed_channels and request.channel_id not in guild.allowed_channels:
             raise refusals.ChannelNotAllowed(tuple(guild.allowed_channels))
