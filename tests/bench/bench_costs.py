@@ -77,7 +77,7 @@ from bot.core import Core
 from bot.core.durations import bucket_of
 from bot.core.poller import BATCH as POLL_BATCH
 from bot.core.poller import CARD_GRACE_SECONDS, STALE_AFTER_SECONDS
-from bot.core.quota import period_start
+from bot.core.quota import period_end, period_start
 from bot.core.submitting import SubmitRequest
 from bot.settings import Settings
 from storage import Database, InputRef, Job, Store, open_database
@@ -1175,9 +1175,17 @@ async def part_tick(
 async def part_balance(
     backend: Backend, sizes: Sizes, settings: Settings, seed: int, verdicts: Verdicts
 ) -> None:
-    now = datetime.now(UTC)
-    year_ago = now - timedelta(days=365)
+    # The middle of the current period, whenever the benchmark runs: the member's year of
+    # rows then puts half a period's share in this one (run on a Monday, a weekly period
+    # would otherwise hold none, and the balance would look cheaper than it is).
+    clock = Clock()
     period = settings.default_period
+    real = clock()
+    start, end = period_start(period, real), period_end(period, real)
+    if start is not None and end is not None:
+        clock.offset = start + (end - start) / 2 - real
+    now = clock()
+    year_ago = now - timedelta(days=365)
     this_period = period_start(period, now) or year_ago
     few, many, jobs = sizes.few_ledger, sizes.ledger, sizes.finished
 
@@ -1201,7 +1209,7 @@ async def part_balance(
     for number, (label, made, _, judged) in enumerate(scenarios):
         place = await backend.create(f"bal_{number}")
         await backend.insert(place, made)
-        places.append((label, place, build_core(place.db, settings), judged))
+        places.append((label, place, build_core(place.db, settings, clock), judged))
 
     def balance(core: Core) -> Awaitable[object]:
         return core.moderation.balance(GUILD, MEMBER)
