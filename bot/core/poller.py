@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bot import metrics
@@ -428,7 +430,16 @@ class Poller:
     def _touch_health_file(self) -> None:
         path = self.settings.health_file
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{time.time():.0f}\n")
+            write_heartbeat(path, time.time())
         except OSError:
             log.warning("cannot write the health file %s", path, exc_info=True)
+
+
+def write_heartbeat(path: Path, at: float) -> None:
+    """Write the heartbeat whole or not at all: written beside it, then renamed over it, so
+    `python -m bot health` never reads a half-written file (a truncated one read as "no
+    heartbeat" while the process was fine, or after a kill landed mid-write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.tmp")  # the file is this process's own
+    draft.write_text(f"{at:.0f}\n")
+    os.replace(draft, path)

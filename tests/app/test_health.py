@@ -7,8 +7,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+from bot.core.poller import write_heartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = {
@@ -64,3 +67,30 @@ def test_health_file_still_overrides(tmp_path: Path) -> None:
     assert (
         run_bot({**env, "HEALTH_FILE": str(tmp_path / "none")}, tmp_path, "health").returncode == 1
     )
+
+
+def test_health_never_reads_a_half_written_heartbeat(tmp_path: Path) -> None:
+    # The poller beats while `health` (another process, any moment) reads: every read finds
+    # a whole heartbeat, never an empty or cut file.
+    path = tmp_path / "health-shard-0"
+    write_heartbeat(path, time.time())
+    done = threading.Event()
+    seen: list[str] = []
+
+    def read_all_the_time() -> None:
+        while not done.is_set():
+            seen.append(path.read_text())
+
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    try:
+        for n in range(1500):
+            write_heartbeat(path, 1_700_000_000 + n)
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) > 100  # the two really overlapped
+    assert all(re.fullmatch(r"\d+\n", text) for text in seen), {
+        text for text in seen if not re.fullmatch(r"\d+\n", text)
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["health-shard-0"]  # no draft left
