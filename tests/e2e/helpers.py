@@ -8,7 +8,7 @@ from typing import Any
 from bot.simulator import SimulatorConfig
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
-from tests.fakediscord import StoredMessage
+from tests.fakediscord import FakeDiscord, FakeGuild, FakeMember, StoredMessage
 from tests.fakediscord.models import RecordedRequest
 
 UPLOAD = "POST /channels/*/messages"
@@ -87,3 +87,27 @@ async def card_shows(world: World, job: Job, text: str, timeout: float = 5.0) ->
         lambda: text in embed_text(card.embeds[0]), timeout, f"the card to show {text!r}"
     )
     return card
+
+
+async def video_from_a_bot_process(
+    fake: FakeDiscord, guild: FakeGuild, member: FakeMember
+) -> StoredMessage:
+    """Once a `python -m bot` process has connected and synced its commands: one
+    `/video animate` by `member`, its answer, and the video it posts."""
+    await fake.wait_until(
+        lambda: fake.connection is not None and bool(fake.command_syncs),
+        timeout=30,
+        what="the bot to connect and sync its commands",
+    )
+    interaction = await fake.invoke_slash(
+        guild.id,
+        guild.default_channel_id,
+        member,
+        "video animate",
+        options={"prompt": "a cat waves"},
+        attachments={"image": image()},
+    )
+    await interaction.wait_message(timeout=10)
+    return await fake.wait_for_message(
+        guild.default_channel_id, lambda m: bool(m.files), timeout=15
+    )

@@ -16,7 +16,7 @@ import pytest
 from storage import JobState
 from storage.postgres import PostgresDatabase
 from tests.backends import PgSchema, postgres_url
-from tests.e2e.conftest import image
+from tests.e2e.helpers import video_from_a_bot_process
 from tests.fakediscord import FakeDiscord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,23 +126,7 @@ async def test_the_bot_runs_on_postgresql_and_never_logs_its_password(
         )
         bot = await start_bot(env, tmp_path, tmp_path / "bot.log")
         try:
-            await fake.wait_until(
-                lambda: fake.connection is not None and bool(fake.command_syncs),
-                timeout=30,
-                what="the bot to connect",
-            )
-            interaction = await fake.invoke_slash(
-                guild.id,
-                guild.default_channel_id,
-                member,
-                "video animate",
-                options={"prompt": "a cat waves"},
-                attachments={"image": image()},
-            )
-            await interaction.wait_message(timeout=10)
-            video = await fake.wait_for_message(
-                guild.default_channel_id, lambda m: bool(m.files), timeout=15
-            )
+            video = await video_from_a_bot_process(fake, guild, member)
         finally:
             code = await stop(bot)
         log = read(tmp_path / "bot.log")

@@ -28,6 +28,7 @@ from storage import SQLiteDatabase
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.e2e.conftest import world_settings as settings_for
+from tests.e2e.helpers import video_from_a_bot_process
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord, FakeGuild, FakeMember, StoredMessage
 from tests.fakediscord.models import RecordedRequest
 
@@ -240,23 +241,7 @@ async def test_python_m_bot_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) 
                 stderr=stderr,
             )
             try:
-                await fake.wait_until(
-                    lambda: fake.connection is not None and bool(fake.command_syncs),
-                    timeout=30,
-                    what="the bot to connect and sync its commands",
-                )
-                interaction = await fake.invoke_slash(
-                    guild.id,
-                    guild.default_channel_id,
-                    member,
-                    "video animate",
-                    options={"prompt": "a cat waves"},
-                    attachments={"image": image()},
-                )
-                await interaction.wait_message(timeout=10)
-                video = await fake.wait_for_message(
-                    guild.default_channel_id, lambda m: bool(m.files), timeout=15
-                )
+                video = await video_from_a_bot_process(fake, guild, member)
                 assert video.pinged_user_ids == [member.id]
 
                 process.send_signal(signal.SIGTERM)
