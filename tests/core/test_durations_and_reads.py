@@ -39,10 +39,9 @@ async def learn(db: Database, clock: Clock, bucket: str, *seconds: float) -> Non
             await store.learn_duration(bucket, value, KEEP, clock.now)
 
 
-async def test_a_kind_is_learned_from_its_own_jobs_or_borrowed_from_its_siblings(
-    db: Database, clock: Clock
-) -> None:
-    job = Job.model_validate(
+def queued_job(clock: Clock) -> Job:
+    """A queued job of the kind BUCKET names, as the store hands it over."""
+    return Job.model_validate(
         {
             "id": 1,
             "guild_id": 1,
@@ -57,6 +56,12 @@ async def test_a_kind_is_learned_from_its_own_jobs_or_borrowed_from_its_siblings
             "updated_at": clock.now,
         }
     )
+
+
+async def test_a_kind_is_learned_from_its_own_jobs_or_borrowed_from_its_siblings(
+    db: Database, clock: Clock
+) -> None:
+    job = queued_job(clock)
     ticks = [0.0]
     durations = Durations(db, clock=lambda: ticks[0])
     assert await durations.learned(job) is None  # nothing learned yet
@@ -138,21 +143,7 @@ async def test_a_start_spreads_the_backlog_and_a_new_job_keeps_its_own_schedule(
 async def test_a_model_seen_only_at_other_resolutions_lends_its_rate(
     db: Database, clock: Clock
 ) -> None:
-    job = Job.model_validate(
-        {
-            "id": 1,
-            "guild_id": 1,
-            "channel_id": 1,
-            "user_id": 1,
-            "model": "vidu-q3-pro-i2v",
-            "params": {},
-            "price": 1,
-            "state": "QUEUED",
-            "bucket": BUCKET,  # 720p, 5 s
-            "created_at": clock.now,
-            "updated_at": clock.now,
-        }
-    )
+    job = queued_job(clock)  # 720p, 5 s
     # Only 1080p jobs of 8 s seen (40 s each: 5 s of making per second of video).
     await learn(db, clock, bucket_of("vidu-q3-pro-i2v", "1080p", False, 8), *[40.0] * ENOUGH)
     # Another model's jobs lend nothing.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from bot.simulator import SimulatorConfig
@@ -13,6 +15,30 @@ from tests.fakediscord.models import RecordedRequest
 
 UPLOAD = "POST /channels/*/messages"
 HISTORY = "GET /channels/*/messages"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def process_env(fake: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m bot` process against `fake` and the built-in
+    simulator, with everything in `tmp_path` and nothing inherited but PATH: quick tasks,
+    quick reads, budgets that never hold a test up."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "NOVITA_SIMULATE": "1",
+        "SIMULATE_SECONDS": "0.3",
+        "DISCORD_TOKEN": fake.token,
+        "DISCORD_API_BASE_URL": fake.base_url,
+        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
+        "HEALTH_FILE": str(tmp_path / "health"),
+        "POLL_MIN_SECONDS": "0.05",
+        "POLL_MAX_SECONDS": "0.5",
+        "API_REQUESTS_PER_MINUTE": "6000",
+        **extra,
+    }
 
 
 def slow() -> SimulatorConfig:

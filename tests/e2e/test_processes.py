@@ -5,7 +5,6 @@ PostgreSQL, and its password never reaches a log line."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -16,28 +15,8 @@ import pytest
 from storage import JobState
 from storage.postgres import PostgresDatabase
 from tests.backends import PgSchema, postgres_url
-from tests.e2e.helpers import video_from_a_bot_process
+from tests.e2e.helpers import process_env, video_from_a_bot_process
 from tests.fakediscord import FakeDiscord
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def bot_env(fake: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "NOVITA_SIMULATE": "1",
-        "SIMULATE_SECONDS": "0.3",
-        "DISCORD_TOKEN": fake.token,
-        "DISCORD_API_BASE_URL": fake.base_url,
-        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
-        "HEALTH_FILE": str(tmp_path / "health"),
-        "POLL_MIN_SECONDS": "0.05",
-        "POLL_MAX_SECONDS": "0.5",
-        "API_REQUESTS_PER_MINUTE": "6000",
-        **extra,
-    }
 
 
 async def start_bot(env: dict[str, str], cwd: Path, stderr: Path) -> asyncio.subprocess.Process:
@@ -80,7 +59,7 @@ async def test_a_second_bot_on_the_same_sqlite_file_stops_at_start(
 ) -> None:
     guild = fake.add_guild("Film Club")
     member = fake.add_member(guild.id, "alice")
-    env = bot_env(fake, tmp_path)
+    env = process_env(fake, tmp_path)
     first = await start_bot(env, tmp_path, tmp_path / "first.log")
     try:
         await fake.wait_until(
@@ -118,7 +97,7 @@ async def test_the_bot_runs_on_postgresql_and_never_logs_its_password(
     guild = fake.add_guild("Film Club")
     member = fake.add_member(guild.id, "alice")
     async with PgSchema.create(server) as schema:
-        env = bot_env(
+        env = process_env(
             fake,
             tmp_path,
             DATABASE_URL=f"{with_password}?search_path={schema.name}",

@@ -5,27 +5,12 @@ port alone."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sys
 from pathlib import Path
 
+from tests.e2e.helpers import process_env
 from tests.fakediscord import FakeDiscord
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def bot_env(fake: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "NOVITA_SIMULATE": "1",
-        "DISCORD_TOKEN": fake.token,
-        "DISCORD_API_BASE_URL": fake.base_url,
-        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
-        **extra,
-    }
 
 
 async def run_to_the_end(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
@@ -53,7 +38,7 @@ async def run_to_the_end(env: dict[str, str], cwd: Path, *args: str) -> tuple[in
 async def test_too_few_shards_for_discord_stop_the_bot_with_one_line(tmp_path: Path) -> None:
     async with FakeDiscord(shard_count=2) as fake:
         fake.add_guild("Club", shard_id=1)
-        env = bot_env(fake, tmp_path, SHARD_COUNT="1")
+        env = process_env(fake, tmp_path, SHARD_COUNT="1")
         code, stderr = await run_to_the_end(env, tmp_path, "run")
     assert code == 2, stderr[-3000:]
     last = stderr.strip().splitlines()[-1]
@@ -70,7 +55,7 @@ async def test_sync_beside_a_serving_bot_does_not_take_its_metrics_port(tmp_path
             serving.bind(("127.0.0.1", 0))
             serving.listen()
             port = serving.getsockname()[1]
-            env = bot_env(fake, tmp_path, METRICS_PORT=str(port))
+            env = process_env(fake, tmp_path, METRICS_PORT=str(port))
             code, stderr = await run_to_the_end(env, tmp_path, "sync")
     assert code == 0, stderr[-3000:]
     assert len(fake.command_syncs) == 1

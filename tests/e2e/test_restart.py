@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -28,11 +27,10 @@ from storage import SQLiteDatabase
 from storage.models import Job, JobState
 from tests.e2e.conftest import World, image
 from tests.e2e.conftest import world_settings as settings_for
-from tests.e2e.helpers import video_from_a_bot_process
+from tests.e2e.helpers import process_env, video_from_a_bot_process
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord, FakeGuild, FakeMember, StoredMessage
 from tests.fakediscord.models import RecordedRequest
 
-REPO = Path(__file__).resolve().parents[2]
 UPLOAD = "POST /channels/*/messages"
 
 
@@ -213,22 +211,13 @@ async def test_python_m_bot_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         guild = fake.add_guild("Film Club")
         member = fake.add_member(guild.id, "alice")
         database = tmp_path / "bot.sqlite3"
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),
-            "PYTHONPATH": str(REPO),
-            "NOVITA_SIMULATE": "1",
-            "SIMULATE_SECONDS": "0.3",
-            "DISCORD_TOKEN": fake.token,
-            "DISCORD_API_BASE_URL": fake.base_url,
-            "DATABASE_PATH": str(database),
-            "HEALTH_FILE": str(tmp_path / "health"),
-            "POLL_MIN_SECONDS": "0.05",
-            "POLL_MAX_SECONDS": "0.5",
-            "API_SUBMITS_PER_MINUTE": "6000",
-            "API_READS_PER_MINUTE": "6000",
-            "LOG_LEVEL": "DEBUG",  # the most a log can say: still no token
-        }
+        env = process_env(
+            fake,
+            tmp_path,
+            API_SUBMITS_PER_MINUTE="6000",
+            API_READS_PER_MINUTE="6000",
+            LOG_LEVEL="DEBUG",  # the most a log can say: still no token
+        )
         stderr_path = tmp_path / "stderr.log"
         with stderr_path.open("wb") as stderr:
             process = await asyncio.create_subprocess_exec(
