@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.discord.cards import waiting_text
+from bot.discord.checks import role_ids_of
 from bot.discord.tree import UserFacingError
-from storage.models import Job, JobState
+from storage.models import CardState, Job, JobState
 
 if TYPE_CHECKING:
     from bot.discord.bot import VideoBot
@@ -66,13 +67,14 @@ async def start_job(
         )
     # From here the job exists and its credits are held: whatever fails below must not
     # tell the member to try again (that would pay for a second video).
-    card_link = await post_card(interaction, job)
+    card_link, card_state = await post_card(interaction, job)
     if bot.poller is not None:
         bot.poller.wake()
-    card_state = (await bot.core.lifecycle.get_job(job.id) or job).card_state
     lines = [f"Job #{job.id} is on its way: {job.price} credits held."]
     try:
-        balance = await bot.core.moderation.balance(interaction.guild_id, interaction.user.id)
+        balance = await bot.core.moderation.balance(
+            interaction.guild_id, interaction.user.id, role_ids_of(interaction.user)
+        )
         left = "unlimited" if balance.available is None else f"{balance.available} credits"
         lines[0] = f"Job #{job.id} is on its way: {job.price} credits held, {left} left."
     except Exception:
@@ -93,8 +95,11 @@ async def start_job(
     return job
 
 
-async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str | None:
-    """Put up the job's public card (a couple of quick tries); its link, or None.
+async def post_card(
+    interaction: discord.Interaction[VideoBot], job: Job
+) -> tuple[str | None, CardState]:
+    """Put up the job's public card (a couple of quick tries): its link (None when it is not
+    up) and where the card stands.
 
     A card whose post breaks off may have landed: each try carries the same nonce, so
     Discord hands back the card that landed. One that still cannot be confirmed stays
@@ -103,7 +108,7 @@ async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str
     bot = interaction.client
     delivery, lifecycle = bot.delivery, bot.core.lifecycle
     if delivery is None:
-        return None
+        return None, job.card_state
     outcome = await delivery.post_card(job, first=True)
     for pause in CARD_RETRY_PAUSES:
         if outcome.kind != "retry":
@@ -111,13 +116,13 @@ async def post_card(interaction: discord.Interaction[VideoBot], job: Job) -> str
         await asyncio.sleep(max(pause, outcome.retry_after or 0.0))
         outcome = await delivery.post_card(job, first=True)
     if outcome.kind == "undeliverable":
-        await lifecycle.no_card(job.id)
-        return None
+        return None, (await lifecycle.no_card(job.id)).card_state
     if outcome.kind == "retry" or outcome.message_id is None:
-        return None
+        return None, "pending"
     posted = await lifecycle.card_posted(job.id, outcome.message_id, shows=job.state)
     # The poller may have moved the job while the card was being posted, before it had a
     # card to draw on: draw the state it has now.
     if posted.state is not job.state and bot.poller is not None:
         bot.poller.announce(posted)
-    return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{outcome.message_id}"
+    link = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{outcome.message_id}"
+    return link, posted.card_state

@@ -32,13 +32,15 @@ async def test_role_allowances_from_command_to_spending(world: World) -> None:
     assert f"Allowance from: the role <@&{artists.id}>" in shown
 
     # A video of 128 credits: more than the server default (100), within the role's 300.
-    await world.slash(
+    started = await world.slash(
         "video animate",
         options={"duration": 16, "resolution": "1080p", "prompt": "big"},
         attachments={"image": image()},
     )
     [job] = await world.jobs()
     assert job.price == 128 and job.state.value != "REJECTED"
+    # The confirmation counts what is left of the role's allowance, not the default's.
+    assert "128 credits held, 172 credits left" in private_reply(started).text
     balance = await world.core.moderation.balance(
         world.guild.id, world.member.id, [artists.id, patrons.id]
     )
