@@ -140,13 +140,17 @@ class JobQueries(Queries):
             params.append(limit)
         return [_job(row) for row in await self._all(sql, params)]
 
-    async def jobs_to_give_up(self, now: datetime, limit: int) -> list[Job]:
-        """Active jobs whose give-up time has come, by index (not a scan of every job)."""
+    async def jobs_to_give_up(self, now: datetime, limit: int, owner: str) -> list[Job]:
+        """Active jobs whose give-up time has come, by index (not a scan of every job);
+        not a submission another process still holds (its call may still be running
+        there, waiting behind the budget or its retries)."""
         rows = await self._all(
             # Only running jobs have a give-up time (cleared when a job ends).
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE give_up_at IS NOT NULL AND give_up_at <= ? "
+            "AND NOT (task_id IS NULL AND lease_until IS NOT NULL AND lease_until > ? "
+            "AND COALESCE(lease_owner, '') <> ?) "
             "ORDER BY give_up_at, id LIMIT ?",
-            (to_db(now), limit),
+            (to_db(now), to_db(now), owner, limit),
         )
         return [_job(row) for row in rows]
 

@@ -31,6 +31,9 @@ class Books:
         # Who this process is in leases: its name, and a new id each start (so a process
         # started again knows its earlier life's leases from a namesake's).
         self.owner = f"{settings.process_name}/{secrets.token_hex(4)}"
+        # The jobs whose submission is running in this process right now: the lifecycle
+        # leaves them alone, and the leases keep them this process's for as long.
+        self.in_flight: set[int] = set()
 
     def now(self) -> datetime:
         now = self._clock()

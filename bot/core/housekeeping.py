@@ -92,7 +92,7 @@ class Housekeeping:
             self._maintained_at = now
             await self._books.db.maintain()
         async with self._books.db.read() as store:
-            due = await store.jobs_to_give_up(now, GIVE_UP_BATCH)
+            due = await store.jobs_to_give_up(now, GIVE_UP_BATCH, self._books.owner)
         return await self._settle(due, self._give_up)
 
     def _give_up(self, job: Job, now: datetime) -> Move | None:

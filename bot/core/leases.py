@@ -95,15 +95,17 @@ class Leases:
             log.info("leases: %d job(s) held by this process's earlier life released", released)
 
     async def keep_alive(self, busy: Iterable[int]) -> int | None:
-        """Renew the leases of the jobs this process is busy with, and say it is alive;
-        at most every third of a lease. Returns how many leases it holds (None: not
-        looked at this time)."""
+        """Renew the leases of the jobs this process is busy with (`busy`, and every
+        submission running here: one that waits long for the service, behind the budget or
+        its retries, must not look abandoned to the others), and say it is alive; at most
+        every third of a lease. Returns how many leases it holds (None: not looked at this
+        time)."""
         now = self._books.now()
         if self._kept_at is not None and now - self._kept_at < timedelta(seconds=self.seconds / 3):
             return None
         until = now + timedelta(seconds=self.seconds)
         async with self._books.db.transaction() as store:
-            await store.renew_leases(self.owner, busy, until)
+            await store.renew_leases(self.owner, {*busy, *self._books.in_flight}, until)
             await store.process_seen(self.owner, now)
             held = await store.count_leases(self.owner, now)
         self._kept_at = now

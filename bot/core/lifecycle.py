@@ -50,8 +50,6 @@ class Lifecycle:
     def __init__(self, books: Books) -> None:
         self._books = books
         self._settings = books.settings
-        # Jobs whose API call is running in this process: nothing else may settle them.
-        self._in_flight: set[int] = set()
 
     # --- the one step --------------------------------------------------------------------
 
@@ -97,14 +95,14 @@ class Lifecycle:
 
     def busy(self, job_id: int) -> bool:
         """Whether the job's submission is running in this process right now."""
-        return job_id in self._in_flight
+        return job_id in self._books.in_flight
 
     async def step_each(self, store: Store, jobs: Iterable[Job], decide: Decide) -> list[Job]:
         """Apply `decide` to many jobs inside the caller's transaction; returns those moved."""
         now = self._books.now()
         moved = []
         for job in jobs:
-            move = None if job.id in self._in_flight else decide(job, now)
+            move = None if job.id in self._books.in_flight else decide(job, now)
             if move is not None:
                 updated = await self._apply(store, job, move, now)
                 log_transition(job.state, updated)
@@ -116,11 +114,11 @@ class Lifecycle:
     @contextlib.contextmanager
     def in_flight(self, job_id: int) -> Iterator[None]:
         """Mark a job's submission as running here, so recovery and expiry leave it alone."""
-        self._in_flight.add(job_id)
+        self._books.in_flight.add(job_id)
         try:
             yield
         finally:
-            self._in_flight.discard(job_id)
+            self._books.in_flight.discard(job_id)
 
     async def accepted(self, job_id: int, task_id: str) -> Job:
         s = self._settings

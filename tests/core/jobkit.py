@@ -28,11 +28,14 @@ class FakeAPI:
         self.webhooks: list[str | None] = []  # the webhook address of each call
         self.failures: list[BaseException] = []
         self.delay = 0.0
+        self.hold: asyncio.Event | None = None  # set: calls wait for it before answering
         self._next = 0
 
     async def submit(self, endpoint: Any, request: Any, *, webhook_url: str | None = None) -> str:
         self.calls.append((endpoint.name, request.to_body()))
         self.webhooks.append(webhook_url)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         else:

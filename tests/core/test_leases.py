@@ -3,13 +3,14 @@ reads what, what a start catches up on, and whose cut-off submissions are given 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from jobkit import FakeAPI, make_settings, request, result
 
 from bot.core import Core
-from storage import Database, JobState
-from tests.shared import Clock
+from storage import Database, JobState, NewJob
+from tests.shared import Clock, eventually
 
 
 def process(db: Database, clock: Clock, name: str) -> Core:
@@ -82,8 +83,6 @@ async def test_a_submission_another_process_still_waits_for_is_not_given_up(
     api = FakeAPI()
     api.delay = 0.2
     slow = Core.build(db, api, make_settings(process_name="shard-1"), clock=clock)
-    import asyncio
-
     waiting = asyncio.create_task(slow.submitting.submit(request()))
     await asyncio.sleep(0.05)  # its row exists, its API call runs in shard-1
     recovery = await first.housekeeping.recover(60)
@@ -99,10 +98,33 @@ async def test_a_submission_another_process_still_waits_for_is_not_given_up(
     assert [j.id for j in recovery.lost] == [cut]
 
 
+async def test_a_submission_waiting_past_its_give_up_time_in_a_live_process_is_not_lost(
+    db: Database, clock: Clock
+) -> None:
+    # Behind the shared budget or its own retries, a submission can wait longer than its
+    # give-up time; its process is alive and renewing. Another process must not give it up
+    # (its credits returned while the service makes, and bills, the video anyway).
+    watcher = process(db, clock, "shard-0")
+    api = FakeAPI()
+    api.hold = asyncio.Event()
+    waiting_in = Core.build(db, api, make_settings(process_name="shard-1"), clock=clock)
+    waiting = asyncio.create_task(waiting_in.submitting.submit(request()))
+    await eventually(lambda: asyncio.sleep(0, bool(api.calls)))  # its call waits in shard-1
+    for _ in range(20):  # 200 s: well past the 150 s its lease and give-up time began with
+        clock.advance(seconds=10)
+        await waiting_in.leases.keep_alive([])
+        assert await watcher.housekeeping.expire_overdue() == []
+    api.hold.set()
+    job = await waiting
+    assert job.state is JobState.QUEUED and job.task_id == "task-1"
+    # Had its process died, it would be given up once the lease ran out, as before.
+    cut = await db_cut_off(db, clock)
+    clock.advance(minutes=3)
+    assert [j.id for j in await watcher.housekeeping.expire_overdue()] == [cut]
+
+
 async def db_cut_off(db: Database, clock: Clock) -> int:
     """A SUBMITTING job without a task id, leased to a shard-1 life that is gone."""
-    from storage import NewJob
-
     async with db.transaction() as store:
         job = await store.insert_job(
             NewJob(
@@ -114,6 +136,7 @@ async def db_cut_off(db: Database, clock: Clock) -> int:
                 price=0,
                 lease_owner="shard-1/dead",
                 lease_until=clock.now + timedelta(minutes=2),
+                give_up_at=clock.now + timedelta(minutes=2),
             ),
             state=JobState.SUBMITTING,
             at=clock.now,

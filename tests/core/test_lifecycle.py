@@ -446,4 +446,4 @@ async def test_give_up_times_go_with_the_end_of_a_job(
     clock.advance(seconds=1)
     assert await core.housekeeping.expire_overdue() == []
     async with db.read() as store:
-        assert await store.jobs_to_give_up(clock.now, 10) == []
+        assert await store.jobs_to_give_up(clock.now, 10, "anyone") == []

@@ -16,7 +16,8 @@ from storage.jobs import ACTIVE_SQL
 HOT = {
     "give-up check": (
         "SELECT id FROM jobs WHERE give_up_at IS NOT NULL AND give_up_at <= ? "
-        "ORDER BY give_up_at, id LIMIT ?",
+        "AND NOT (task_id IS NULL AND lease_until IS NOT NULL AND lease_until > ? "
+        "AND COALESCE(lease_owner, '') <> ?) ORDER BY give_up_at, id LIMIT ?",
         "jobs_give_up",
     ),
     "leases held": (
@@ -79,6 +80,6 @@ async def _busy_bot(db_path: Path) -> None:
 def _assert_searches(conn: sqlite3.Connection, sql: str, index: str) -> None:
     plan = " ".join(
         str(row[3])
-        for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (1, 2, 3)[: sql.count("?")])
+        for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (1, 2, 3, 4)[: sql.count("?")])
     )
     assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
