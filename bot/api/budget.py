@@ -54,15 +54,17 @@ class Pace:
         return max(1, math.floor(min(float(per_minute), self.slowed_to + recovered)))
 
     def after_429(self, per_minute: int, now: float, pause: float) -> Pace:
-        """The pace after a 429 at `now`: paused for `pause` s, at half the rate."""
+        """The pace after a 429 at `now`: paused for `pause` s, at half the rate. The 429s
+        of requests already under way when the pause began (a burst) only lengthen it:
+        they say nothing new about the rate, and each halving again would starve it."""
+        paused_until = max(self.paused_until, now + max(pause, 0.0))
+        if now < self.paused_until:
+            return replace(self, paused_until=paused_until)
         return Pace(
-            paused_until=max(self.paused_until, now + max(pause, 0.0)),
+            paused_until=paused_until,
             slowed_at=now,
             slowed_to=max(1.0, self.limit(per_minute, now) / 2),
         )
-
-    def paused(self, now: float, seconds: float) -> Pace:
-        return replace(self, paused_until=max(self.paused_until, now + max(seconds, 0.0)))
 
 
 def wait_for_room(
@@ -93,10 +95,6 @@ class Window(Protocol):
 
     async def slow(self, name: str, per_minute: int, pause: float) -> int:
         """A 429 came for `name`: pause it and halve its rate; returns the new rate."""
-        ...
-
-    async def hold(self, name: str, seconds: float) -> None:
-        """Hold every request of `name` back for `seconds`."""
         ...
 
     async def limit(self, name: str, per_minute: int) -> int:
@@ -141,9 +139,6 @@ class MemoryWindow:
         self._paces[name] = pace = self.pace(name).after_429(per_minute, now, pause)
         return pace.limit(per_minute, now)
 
-    async def hold(self, name: str, seconds: float) -> None:
-        self._paces[name] = self.pace(name).paused(self._clock(), seconds)
-
     async def limit(self, name: str, per_minute: int) -> int:
         return self.pace(name).limit(per_minute, self._clock())
 
@@ -181,10 +176,6 @@ class Budget:
             pause,
             limit,
         )
-
-    async def pause(self, seconds: float) -> None:
-        """Hold every request of this budget back for `seconds`."""
-        await self.window.hold(self.name, seconds)
 
     async def limit(self) -> int:
         """How many requests a window allows now (less than `per_minute` after a 429)."""

@@ -226,12 +226,13 @@ class VideoAPI:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if response.status == 429:
                 metrics.rate_limited("submissions" if budget is self.submits else "reads")
+                # Every request of that kind waits, not only this call (the limit is per
+                # key), whether or not this call is retried.
+                await budget.throttled(retry_after)
             log.debug("%s %s → HTTP %s", method, path, response.status)
             return response.status, raw, retry_after
 
-    async def _wait_to_retry(
-        self, what: str, attempt: int, error: VideoAPIError, budget: Budget | None = None
-    ) -> None:
+    async def _wait_to_retry(self, what: str, attempt: int, error: VideoAPIError) -> None:
         delay = backoff(
             attempt,
             base=self.retry_base_delay,
@@ -239,9 +240,6 @@ class VideoAPI:
             jitter=RETRY_JITTER,
             retry_after=error.retry_after if isinstance(error, RateLimitError) else None,
         )
-        if isinstance(error, RateLimitError) and budget is not None:
-            # Every request of that kind waits, not only this call: the limit is per key.
-            await budget.throttled(delay)
         log.warning(
             "%s failed (%s); retry %d of %d in %.2f s",
             what,
@@ -324,7 +322,7 @@ class VideoAPI:
                 metrics.submission("rejected")
                 raise error
             attempt += 1
-            await self._wait_to_retry(what, attempt, error, self.submits)
+            await self._wait_to_retry(what, attempt, error)
 
     @staticmethod
     def _task_id(raw: bytes, status: int, what: str) -> str:
@@ -377,7 +375,7 @@ class VideoAPI:
                 metrics.result_read("not_found" if isinstance(error, NotFoundError) else "error")
                 raise error
             attempt += 1
-            await self._wait_to_retry(what, attempt, error, self.reads)
+            await self._wait_to_retry(what, attempt, error)
 
     @staticmethod
     def _task_result(raw: bytes, status: int, what: str) -> TaskResult:

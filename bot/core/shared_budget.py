@@ -62,12 +62,6 @@ class DatabaseWindow:
             await store.set_budget_pace(name, pace.paused_until, pace.slowed_at, pace.slowed_to)
         return pace.limit(per_minute, now)
 
-    async def hold(self, name: str, seconds: float) -> None:
-        async with self._db.transaction() as store:
-            await store.lock(budget_key(name))
-            pace = (await _pace(store, name)).paused(await store.clock(), seconds)
-            await store.set_budget_pace(name, pace.paused_until, pace.slowed_at, pace.slowed_to)
-
     async def limit(self, name: str, per_minute: int) -> int:
         async with self._db.read() as store:
             now = await store.clock()

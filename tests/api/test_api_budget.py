@@ -48,14 +48,14 @@ async def test_waiters_are_served_in_order() -> None:
     assert order == [0, 1, 2, 3, 4]
 
 
-async def test_pause_holds_everyone_back() -> None:
+async def test_a_429_holds_everyone_back_for_its_retry_after() -> None:
     budget = Budget(100, period=1.0)
-    await budget.pause(0.2)
+    await budget.throttled(retry_after=0.2)
     assert await budget.available() == 0
     start = time.monotonic()
     await budget.acquire()
     assert time.monotonic() - start >= 0.19
-    assert await budget.available() == 99
+    assert await budget.available() == 49  # half the rate, less the one just taken
 
 
 async def test_a_cancelled_waiter_does_not_block_the_others() -> None:
@@ -82,9 +82,13 @@ async def test_a_429_halves_the_rate_which_then_grows_back() -> None:
     now = [0.0]
     budget = Budget(60, clock=lambda: now[0])
     await budget.throttled(retry_after=3)
-    assert await budget.limit() == 30 and await budget.available() == 0  # the Retry-After
-    now[0] = 3.0
-    assert await budget.available() == 31  # 30 + 3 s of recovery (60 a minute over 120 s)
+    now[0] = 1.0
+    await budget.throttled(retry_after=3)  # a burst: requests sent before the first 429
+    assert await budget.limit() == 30  # halved once (and 1 s of recovery: 30.5)
+    now[0] = 3.5
+    assert await budget.available() == 0  # paused until 4 s: the later Retry-After
+    now[0] = 4.0
+    assert await budget.available() == 32  # 30 + 4 s of recovery (60 a minute over 120 s)
     now[0] = 60.0
     assert await budget.limit() == 60  # back to the configured rate within two minutes
     await budget.throttled(None)  # no Retry-After: a short default pause

@@ -314,6 +314,8 @@ async def test_long_retry_after_is_handed_to_the_caller(sim: Simulator, api: Vid
     assert caught.value.retry_after == 120
     assert "busy" in caught.value.member_message
     assert len(sim.result_reads) == 1
+    # Not retried here, but every other read waits too: the limit is the key's.
+    assert await api.reads.available() == 0 and await api.reads.limit() == 3000
 
 
 async def test_rate_limit_without_retry_after_backs_off_then_gives_up(
