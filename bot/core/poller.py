@@ -80,6 +80,8 @@ class ResultReader(Protocol):
 class ReadBudget(Protocol):
     """How many result reads may go out right now (`bot.api.Budget` is one)."""
 
+    per_minute: int
+
     async def available(self) -> int: ...
 
 
@@ -124,7 +126,12 @@ class Poller:
 
     async def recover(self) -> None:
         """Settle what the last stop left behind, once, before the first tick."""
-        recovery = await self.housekeeping.recover(self.settings.api_reads_per_minute)
+        # Spread over the reads the budget really serves (less than API_READS_PER_MINUTE
+        # where API_REQUESTS_PER_MINUTE caps both kinds together).
+        per_minute = (
+            self.settings.api_reads_per_minute if self.reads is None else self.reads.per_minute
+        )
+        recovery = await self.housekeeping.recover(per_minute)
         for job in recovery.lost:
             self.announce(job)  # its card says the credits came back
 

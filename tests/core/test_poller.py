@@ -10,9 +10,11 @@ from typing import Any, cast
 from unittest.mock import AsyncMock
 
 from bot import metrics
+from bot.api.budget import Budget
 from bot.api.models import TaskResult
 from bot.core import poller as poller_module
 from bot.core.delivery import DeliveryOutcome
+from bot.core.housekeeping import Recovery
 from bot.core.poller import (
     DELIVERY_BACKOFF_CAP_SECONDS,
     MAX_DELIVERY_ATTEMPTS,
@@ -59,6 +61,11 @@ class StubService:
         self.polled = asyncio.Event()
         self.given_up: list[tuple[int, str]] = []
         self.retries: list[tuple[int, float]] = []
+        self.recovered_at: list[int] = []  # the read rate each start spread the backlog at
+
+    async def recover(self, reads_per_minute: int) -> Recovery:
+        self.recovered_at.append(reads_per_minute)
+        return Recovery(lost=[], spread=0)
 
     def _maybe_fail(self, name: str) -> None:
         if name in self.broken:
@@ -171,6 +178,16 @@ def make_poller(
         leases=cast(Any, service),
     )
     return poller, service, delivery
+
+
+async def test_a_start_spreads_the_backlog_at_the_rate_the_read_budget_serves(
+    tmp_path: Path,
+) -> None:
+    poller, service, _ = make_poller(tmp_path)  # API_READS_PER_MINUTE: 60, the default
+    await poller.recover()
+    poller.reads = Budget(30)  # API_REQUESTS_PER_MINUTE left the reads 30 of them
+    await poller.recover()
+    assert service.recovered_at == [60, 30]
 
 
 async def run_a_little(poller: Poller, until: asyncio.Event) -> None:
