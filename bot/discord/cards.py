@@ -125,13 +125,19 @@ def price_note(job: Job) -> str:
     return "charged" if job.state in CHARGED_STATES else "held"
 
 
+# The card's title begins so (found again by it in a channel's history after a lost answer).
+CARD_TITLE = "Video job #{id} · "
+
+
 def job_card(job: Job) -> discord.Embed:
     """The public card of a job: who asked, what, for how much, and how far along it is."""
     title, colour = STATE_LOOK.get(job.state, (job.state.value.title(), discord.Colour.default()))
     prompt = prompt_of(job) or "*(no prompt)*"
     if len(prompt) > 1000:
         prompt = prompt[:999] + "…"
-    embed = discord.Embed(title=f"Video job #{job.id} · {title}", description=prompt, colour=colour)
+    embed = discord.Embed(
+        title=CARD_TITLE.format(id=job.id) + title, description=prompt, colour=colour
+    )
     spec = CATALOG.get(job.model)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Model", value=spec.label if spec else job.model, inline=True)

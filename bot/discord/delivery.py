@@ -24,6 +24,7 @@ from bot.core.quota import utcnow
 from bot.core.videos import Videos
 from bot.discord.buttons import result_view
 from bot.discord.cards import (
+    CARD_TITLE,
     STATE_LOOK,
     UNDER_WAY,
     expiry_text,
@@ -54,7 +55,7 @@ HISTORY_SCAN_FALLBACK = 50
 # the card in its embed's title.
 DELIVERY_MARKER = r"\bjob #{id}(?![0-9])"
 ENDING_MARKER = r"\bjob #{id} ended:"
-CARD_MARKER = r"^Video job #{id} ·"
+CARD_MARKER = "^" + CARD_TITLE
 # Discord de-duplicates a nonce for about five minutes; past that only history can tell
 # whether a post that broke off landed (this margin short of it, to be safe).
 NONCE_WINDOW = dt.timedelta(minutes=4)
@@ -142,7 +143,10 @@ class DiscordDelivery:
         # rate limits. What the interval holds back is drawn when it has passed
         # (`redraws_due`); an ending is never held back.
         if last is not None and not job.state.is_terminal:
-            if last[1] == drawn:
+            shown = last[1]
+            if shown is not None and shown[0] is job.state and drawn[1] - shown[1] < MOVING_STEP:
+                # Its bar moved less than a step: not worth an edit (between reads it moves
+                # by itself, a step at a time: `redraws_due`).
                 self._held.pop(job.id, None)
                 return True
             if now - last[0] < self._card_edit_interval:
@@ -161,7 +165,11 @@ class DiscordDelivery:
             if failure.kind == "retry":
                 self._retry_edit_later(job, now)
                 return False
-            self._last_edit.pop(job.id, None)
+            self._moving.pop(job.id, None)
+            if job.state.is_terminal:
+                self._last_edit.pop(job.id, None)
+            # (Otherwise the edit stays counted: a card that is gone is not asked for
+            # again at every change, only once an interval.)
             if job.state in RELEASED_STATES:
                 # The card was deleted, or its channel is gone or closed to the bot.
                 return await self._tell_ending_by_dm(job)
@@ -203,6 +211,7 @@ class DiscordDelivery:
         self._ending_told.add(job.id)
         self._held.pop(job.id, None)
         self._last_edit.pop(job.id, None)
+        self._moving.pop(job.id, None)
         return True
 
     def _retry_edit_later(self, job: Job, now: float) -> None:

@@ -107,6 +107,26 @@ async def test_progress_edits_are_throttled(world: World) -> None:
     assert len(reads) > len(progress), (len(reads), titles)
 
 
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=600)])
+@pytest.mark.parametrize("settings_overrides", [{"card_edit_interval_seconds": 0}])
+async def test_a_bar_that_moved_less_than_a_step_is_not_worth_an_edit(world: World) -> None:
+    # Even with no interval between edits, a poll that moves the bar a point or two does
+    # not edit the card (its bar is redrawn in steps): 25 small moves, a couple of edits.
+    job = await animate(world)
+    card = card_of(world, job)
+    edits = f"PATCH /channels/{world.channel.id}/messages/{card.id}"
+    before = len(world.fake.find_requests(edits))
+    assert world.bot.delivery is not None
+    for percent in range(1, 26):
+        await world.bot.delivery.job_changed(
+            job.model_copy(update={"state": JobState.PROCESSING, "progress": percent})
+        )
+    made = len(world.fake.find_requests(edits)) - before
+    assert 1 <= made <= 4, made  # the state's change, then every ten points
+    [shown] = re.findall(r"(\d+)%", embed_text(card.embeds[0]))
+    assert 20 <= int(shown) <= 25  # the bar did move, in steps
+
+
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(task_seconds=1.0)])
 @pytest.mark.parametrize("settings_overrides", [{"card_edit_interval_seconds": 60}])
 async def test_terminal_state_lands_inside_the_interval(world: World) -> None:
