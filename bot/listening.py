@@ -5,15 +5,12 @@ address that cannot be listened on stops the bot with one line naming its settin
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Self
 
 from aiohttp import web
 
 from bot.settings import ConfigurationError
-
-log = logging.getLogger(__name__)
 
 
 class Listener:

@@ -10,10 +10,11 @@ from datetime import datetime
 from storage.models import ACTIVE_STATES, InputRef, Job, JobState, NewJob
 from storage.sql import Queries, Row, db_value, from_db, opt_from_db, to_db
 
-_ACTIVE = tuple(state.value for state in ACTIVE_STATES)
 # Written out, not bound: a partial index on active jobs serves a query only when its WHERE
-# says the same words as the index's.
-ACTIVE_SQL = "state IN ('SUBMITTING', 'QUEUED', 'PROCESSING')"
+# says the same words as the index's (the migrations spell the states in this order).
+ACTIVE_SQL = "state IN ({})".format(
+    ", ".join(f"'{state.value}'" for state in JobState if state in ACTIVE_STATES)
+)
 _JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, model, params, inputs, price, off_peak, state, task_id, "
     "progress, eta, next_poll_at, attempts, card_message_id, result_url, result_expires_at, "

@@ -128,15 +128,6 @@ class LeaseQueries(Queries):
         )
         return None if row is None or row["at"] is None else from_db(row["at"])
 
-    async def lease(self, owner: str, job_id: int, now: datetime, until: datetime) -> bool:
-        """Lease one job to `owner` if nobody else holds it (the job a command just
-        started, say)."""
-        changed = await self._write(
-            f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ? AND {_FREE}",
-            (owner, to_db(until), job_id, to_db(now), owner),
-        )
-        return changed == 1
-
     async def renew_leases(self, owner: str, job_ids: Iterable[int], until: datetime) -> int:
         """Extend `owner`'s leases of these jobs (work still running); returns how many it
         still held."""

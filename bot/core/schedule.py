@@ -112,11 +112,6 @@ def gap(elapsed: float, floor: float = MIN_GAP) -> float:
     return max(floor, GAP_SHARE * elapsed)
 
 
-def believed_end(memory: Memory) -> float | None:
-    """The end the job's believed eta promises, if any (s after submission)."""
-    return memory.eta_end if not memory.eta_broken else None
-
-
 def safety_read(learned: Learned | None, *, scale: float = 1.0) -> float | None:
     """While webhooks are seen to arrive, a job is not read before this (s after
     submission): past the end of the interval such jobs end in, so a webhook that never
@@ -124,12 +119,6 @@ def safety_read(learned: Learned | None, *, scale: float = 1.0) -> float | None:
     if learned is None:
         return None
     return learned.high + gap(learned.high, MIN_GAP * scale)
-
-
-def first_read(learned: Learned | None, *, first: float) -> Plan:
-    """The read right after submission (`first` s later): it asks for the eta and
-    progress."""
-    return Plan(read_at=first, likely=False, expected_end=learned.typical if learned else None)
 
 
 def plan(

@@ -52,11 +52,6 @@ class WebhookTrust:
         self._clock = clock
         self._cached: tuple[float, bool] | None = None
 
-    @property
-    def enabled(self) -> bool:
-        """Whether submissions ask for webhooks at all (WEBHOOK_PUBLIC_URL is set)."""
-        return self._enabled
-
     async def trusted(self) -> bool:
         if not self._enabled:
             return False

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from bot.core.schedule import Learned, Memory, Plan, first_read, plan
+from bot.core.schedule import Learned, Memory, Plan, plan
 from bot.simulator.tasks import EtaMode, SimTask, SimulatorConfig
 
 CONDITIONS: list[EtaMode] = ["accurate", "too_long", "too_short", "stale", "progress_only", "none"]
@@ -18,7 +18,8 @@ def run(seconds: float, mode: EtaMode, learned: Learned | None) -> tuple[int, fl
     """Reads until the task is seen done: (reads, detection delay, plans)."""
     config = SimulatorConfig(eta_mode=mode)
     task = SimTask(task_id="t", model="m", body={}, created=0.0, seconds=seconds)
-    memory, plans = Memory(), [first_read(learned, first=3.0)]
+    # The first read, 3 s after submission (POLL_MIN_SECONDS), asks for the eta.
+    memory, plans = Memory(), [Plan(read_at=3.0, likely=False, expected_end=None)]
     at, reads = plans[0].read_at, 0
     while True:
         reads += 1
