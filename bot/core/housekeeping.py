@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 BATCH = 200  # jobs per transaction while walking a backlog
 GIVE_UP_BATCH = 100  # jobs given up per tick at most (the rest the next tick)
 MAINTAIN_EVERY = timedelta(hours=1)  # the database's upkeep (planner statistics)
+# Noted in the database once jobs from before give-up times have theirs.
+GIVE_UP_BACKFILLED = "give_up_times_backfilled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,10 @@ class Housekeeping:
             return await self._lifecycle.step_each(store, fresh, decide)
 
     async def _backfill_give_up(self) -> None:
-        """Give jobs from before give-up times existed theirs (once; a no-op after)."""
+        """Give jobs from before give-up times existed theirs: at the first start of a
+        version that has them (noted in the database, so later starts read nothing)."""
+        if await self._books.db.get_meta(GIVE_UP_BACKFILLED) is not None:
+            return
         after = 0
         while True:
             async with self._books.db.transaction() as store:
@@ -140,8 +145,9 @@ class Housekeeping:
                         when = job.created_at + self._lifecycle.timeout(job.off_peak)
                     await store.update_job(job.id, self._books.now(), give_up_at=when)
             if len(jobs) < BATCH:
-                return
+                break
             after = jobs[-1].id
+        await self._books.db.set_meta(GIVE_UP_BACKFILLED, "done")
 
     async def _spread_reads(self, reads_per_minute: float) -> int:
         """Read every unfinished job once soon (the video may have been made while the bot

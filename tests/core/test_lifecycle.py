@@ -447,3 +447,22 @@ async def test_give_up_times_go_with_the_end_of_a_job(
     assert await core.housekeeping.expire_overdue() == []
     async with db.read() as store:
         assert await store.jobs_to_give_up(clock.now, 10, "anyone") == []
+
+
+async def test_a_start_gives_jobs_from_older_versions_their_give_up_time_once(
+    core: Core, clock: Clock, db: Database
+) -> None:
+    older = await core.submitting.submit(request())
+    async with db.transaction() as store:  # as a version before give-up times left it
+        await store.update_job(older.id, clock.now, give_up_at=None)
+    await core.housekeeping.recover(60)
+    found = await core.lifecycle.get_job(older.id)
+    assert found is not None
+    assert found.give_up_at == found.created_at + core.lifecycle.timeout(found.off_peak)
+    # Done once: later starts do not walk the running jobs for it again.
+    assert await db.get_meta("give_up_times_backfilled") == "done"
+    async with db.transaction() as store:
+        await store.update_job(older.id, clock.now, give_up_at=None)
+    await core.housekeeping.recover(60)
+    again = await core.lifecycle.get_job(older.id)
+    assert again is not None and again.give_up_at is None
