@@ -309,3 +309,7 @@ async def test_soak(cluster: Cluster, plan: SoakPlan, request: pytest.FixtureReq
     )
     assert report.ok, report.describe()
     assert report.duplicate_posts == 0
+    # The run was the one planned: faults did play on both sides, and every command that
+    # was answered made its job.
+    assert played and any(f.hits for f in fake_faults), report.describe()
+    assert report.jobs >= plan.jobs - len(cut_off), report.describe()

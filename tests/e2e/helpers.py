@@ -36,7 +36,8 @@ def process_env(fake: FakeDiscord, tmp_path: Path, **extra: str) -> dict[str, st
         "HEALTH_FILE": str(tmp_path / "health"),
         "POLL_MIN_SECONDS": "0.05",
         "POLL_MAX_SECONDS": "0.5",
-        "API_REQUESTS_PER_MINUTE": "6000",
+        "API_SUBMITS_PER_MINUTE": "6000",
+        "API_READS_PER_MINUTE": "6000",
         **extra,
     }
 

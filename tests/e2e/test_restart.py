@@ -214,8 +214,6 @@ async def test_python_m_bot_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         env = process_env(
             fake,
             tmp_path,
-            API_SUBMITS_PER_MINUTE="6000",
-            API_READS_PER_MINUTE="6000",
             LOG_LEVEL="DEBUG",  # the most a log can say: still no token
         )
         stderr_path = tmp_path / "stderr.log"
