@@ -15,7 +15,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -94,11 +94,12 @@ class PostgresConnection:
     def __init__(self, connection: PgConnection) -> None:
         self._conn = connection
 
-    async def lock(self, keys: Sequence[str]) -> None:
+    async def lock(self, keys: Sequence[str], shared: Collection[str] = ()) -> None:
         # One at a time, in the (sorted) order given: two transactions taking overlapping
         # sets then never wait for each other in a circle.
         for key in keys:
-            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
+            take = "pg_advisory_xact_lock_shared" if key in shared else "pg_advisory_xact_lock"
+            await self._conn.execute(f"SELECT {take}($1)", lock_id(key))
 
     async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
         records = await self._conn.fetch(numbered_placeholders(sql), *params)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,8 +29,9 @@ class Connection(Protocol):
     # The database's clock as seconds since the epoch, as an SQL expression.
     epoch_sql: str
 
-    async def lock(self, keys: Sequence[str]) -> None:
-        """Hold these named locks until the transaction ends (no-op where serial)."""
+    async def lock(self, keys: Sequence[str], shared: Collection[str] = ()) -> None:
+        """Hold these named locks, in the order given, until the transaction ends; those
+        also in `shared` only shared (no-op where transactions are serial)."""
         ...
 
     async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:
@@ -87,11 +88,13 @@ class Queries:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
-    async def lock(self, *keys: str) -> None:
+    async def lock(self, *keys: str, shared: Iterable[str] = ()) -> None:
         """Serialise this transaction with every other one that locks any of `keys`, in
-        any process, until it ends. Keys are taken in sorted order, so two transactions
-        never wait for each other in a circle."""
-        await self._conn.lock(sorted(set(keys)))
+        any process, until it ends. A key in `shared` only waits for (and holds back) those
+        that take it whole, not those that share it too. Keys are taken in sorted order, so
+        two transactions never wait for each other in a circle."""
+        only_shared = set(shared) - set(keys)
+        await self._conn.lock(sorted(set(keys) | only_shared), only_shared)
 
     def _check_writable(self) -> None:
         if not self.writable:

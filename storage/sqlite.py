@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -94,7 +94,7 @@ class SQLiteConnection:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._conn = connection
 
-    async def lock(self, keys: Sequence[str]) -> None:
+    async def lock(self, keys: Sequence[str], shared: Collection[str] = ()) -> None:
         return None
 
     async def fetch(self, sql: str, params: Sequence[object]) -> list[Row]:

@@ -172,14 +172,16 @@ class Submitting:
         """Every check, then the job row and its holds, all in the caller's transaction."""
         # Two submissions racing for the last credits (or the last of a daily cap) must
         # not both see them free, whichever process each arrives at. A server's members
-        # wait for each other only where its daily cap makes them compete.
+        # wait for each other only where its daily cap makes them compete; without one
+        # they share its lock, so a change of its settings (a cap turned on) still waits
+        # for them, and the submissions after it see theirs.
         guild = await self._books.guild(store, request.guild_id)
         keys = [member_key(request.guild_id, request.user_id)]
-        if guild.daily_cap is not None:
-            keys.append(guild_key(request.guild_id))
+        shared: list[str] = []
+        (keys if guild.daily_cap is not None else shared).append(guild_key(request.guild_id))
         if self._settings.operator_daily_cap is not None:
             keys.append(OPERATOR_KEY)
-        await store.lock(*keys)
+        await store.lock(*keys, shared=shared)
         self._check_model_enabled(guild, prepared.spec)
         if guild.allowed_channels and request.channel_id not in guild.allowed_channels:
             raise refusals.ChannelNotAllowed(tuple(guild.allowed_channels))

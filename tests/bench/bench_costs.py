@@ -62,7 +62,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -236,10 +236,10 @@ class CountingConnection:
         if self._db.profile:
             self._counts.note(what or _asker(), elapsed)
 
-    async def lock(self, keys: Sequence[str]) -> None:
+    async def lock(self, keys: Sequence[str], shared: Collection[str] = ()) -> None:
         start = time.perf_counter()
         try:
-            await self._inner.lock(keys)
+            await self._inner.lock(keys, shared)
         finally:
             self._spent(start, "named locks")
             if self._counts.postgres:

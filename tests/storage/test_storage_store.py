@@ -55,6 +55,41 @@ async def hold(store: Store, job_id: int, amount: int, at: datetime, pool: str =
 # --- transactions ---------------------------------------------------------------------
 
 
+async def test_shared_named_locks_wait_only_for_a_whole_one(db: Database) -> None:
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite's transactions are serial: named locks are not needed there")
+    order: list[str] = []
+    both_in, release = asyncio.Event(), asyncio.Event()
+
+    async def sharer(name: str, member: str) -> None:
+        async with db.transaction() as store:
+            await store.lock(member, shared=["guild:1"])
+            order.append(f"{name} in")
+            if len(order) == 2:
+                both_in.set()  # the second got in while the first held it: shared
+            await release.wait()
+        order.append(f"{name} out")
+
+    async def whole() -> None:
+        await both_in.wait()
+        async with db.transaction() as store:
+            await store.lock("guild:1")
+            order.append("whole in")
+            assert release.is_set()  # in only once the sharers were let go
+
+    tasks = [
+        asyncio.create_task(sharer("first", "member:1")),
+        asyncio.create_task(sharer("second", "member:2")),
+        asyncio.create_task(whole()),
+    ]
+    await asyncio.wait_for(both_in.wait(), 5)
+    await asyncio.sleep(0.3)
+    assert order == ["first in", "second in"]  # the whole one waits for both sharers
+    release.set()
+    await asyncio.gather(*tasks)
+    assert sorted(order[2:]) == ["first out", "second out", "whole in"]
+
+
 async def test_a_transaction_commits_at_the_end_and_rolls_back_on_error(db: Database) -> None:
     async with db.transaction() as store:
         await store.set_meta("kept", "1")
