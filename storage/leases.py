@@ -119,12 +119,13 @@ class LeaseQueries(Queries):
             limit=limit,
         )
 
-    async def next_read_at(self, after: datetime) -> datetime | None:
-        """The earliest read of a running job planned after `after` (whoever holds it)."""
+    async def next_read_at(self, after: datetime, owner: str) -> datetime | None:
+        """The earliest read planned after `after` of a running job `owner` may make: one
+        nobody else holds (another process's reads are its own business)."""
         row = await self._one(
             f"SELECT MIN(next_poll_at) AS at FROM jobs WHERE {ACTIVE_SQL} "
-            "AND task_id IS NOT NULL AND next_poll_at > ?",
-            (to_db(after),),
+            f"AND task_id IS NOT NULL AND next_poll_at > ? AND {_FREE}",
+            (to_db(after), to_db(after), owner),
         )
         return None if row is None or row["at"] is None else from_db(row["at"])
 

@@ -72,11 +72,12 @@ class Leases:
             return await store.claim_stale_cards(self.owner, before, now, until, limit)
 
     async def next_read_in(self) -> float | None:
-        """Seconds until the earliest read still to come of any running job (None: none
-        planned; reads already due are the tick's business)."""
+        """Seconds until the earliest read still to come that this process may make (None:
+        none planned; reads already due, and jobs whose holder died, are the tick's
+        business)."""
         now = self._books.now()
         async with self._books.db.read() as store:
-            at = await store.next_read_at(now)
+            at = await store.next_read_at(now, self.owner)
         return None if at is None else (at - now).total_seconds()
 
     # --- this process ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ from storage import Database, JobState, NewJob
 from tests.backends import Backend
 
 LEASE = timedelta(seconds=30)
+ME = "bot/1"  # the process asking
 
 
 def new_job(**extra: object) -> NewJob:
@@ -128,12 +129,18 @@ async def test_claims_at_the_same_moment_take_different_jobs(
 
 async def test_the_next_read_still_to_come(db: Database, t0: datetime) -> None:
     async with db.transaction() as store:
-        assert await store.next_read_at(t0) is None
+        assert await store.next_read_at(t0, ME) is None
     ids = await due_jobs(db, t0, 3)
     async with db.transaction() as store:
         await store.update_job(ids[1], t0, next_poll_at=t0 + timedelta(seconds=7))
         await store.update_job(ids[2], t0, next_poll_at=t0 + timedelta(seconds=3))
         # Reads already due (ids[0], at t0) are the tick's business, not the next wake's.
-        assert await store.next_read_at(t0) == t0 + timedelta(seconds=3)
+        assert await store.next_read_at(t0, ME) == t0 + timedelta(seconds=3)
+        # Another live process holds that one: its read is not this process's to wake for.
+        await store.update_job(
+            ids[2], t0, lease_owner="other/1", lease_until=t0 + timedelta(seconds=30)
+        )
+        assert await store.next_read_at(t0, ME) == t0 + timedelta(seconds=7)
+        assert await store.next_read_at(t0, "other/1") == t0 + timedelta(seconds=3)
         await store.update_job(ids[2], t0, state=JobState.DELIVERED)
-        assert await store.next_read_at(t0) == t0 + timedelta(seconds=7)
+        assert await store.next_read_at(t0, "other/1") == t0 + timedelta(seconds=7)
