@@ -139,10 +139,7 @@ class Housekeeping:
             async with self._books.db.transaction() as store:
                 jobs = await store.active_without_give_up(after, BATCH)
                 for job in jobs:
-                    if job.task_id is None:
-                        when = self._lifecycle.unconfirmed_deadline(job)
-                    else:
-                        when = job.created_at + self._lifecycle.timeout(job.off_peak)
+                    when = self._lifecycle.give_up_time(job)
                     await store.update_job(job.id, self._books.now(), give_up_at=when)
             if len(jobs) < BATCH:
                 break

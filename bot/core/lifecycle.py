@@ -141,7 +141,7 @@ class Lifecycle:
                     "failure_reason": None,
                     "attempts": 0,
                     "next_poll_at": now + timedelta(seconds=first),
-                    "give_up_at": job.created_at + self.timeout(job.off_peak),
+                    "give_up_at": self.give_up_time(job.model_copy(update={"task_id": task_id})),
                 },
             )
 
@@ -167,15 +167,21 @@ class Lifecycle:
             minutes=s.off_peak_job_timeout_minutes if off_peak else s.job_timeout_minutes
         )
 
-    def unconfirmed_deadline(self, job: Job) -> datetime:
-        """When a submission whose outcome is unknown is given up (and its credits return),
-        unless it is still in flight here."""
-        wait = timedelta(seconds=self._settings.submit_timeout_seconds) + moves.UNKNOWN_GRACE
-        return job.created_at + wait
+    def unconfirmed_wait(self) -> timedelta:
+        """How long after its creation a submission whose outcome is unknown is given up
+        (and its credits return), unless it is still in flight somewhere."""
+        return timedelta(seconds=self._settings.submit_timeout_seconds) + moves.UNKNOWN_GRACE
+
+    def give_up_time(self, job: Job) -> datetime:
+        """When a running job is given up: a submission without a task id after
+        `unconfirmed_wait`, a task after the job timeout."""
+        if job.task_id is None:
+            return job.created_at + self.unconfirmed_wait()
+        return job.created_at + self.timeout(job.off_peak)
 
     async def outcome_unknown(self, job_id: int, member_message: str | None) -> Job:
         """The service may or may not have started the video: the job waits, SUBMITTING,
-        until `unconfirmed_deadline` (kept in `next_poll_at`), then it is given up."""
+        until its give-up time (kept in `next_poll_at` too), then it is given up."""
 
         def decide(job: Job, _now: datetime) -> Move | None:
             if job.state is not JobState.SUBMITTING:
@@ -185,7 +191,7 @@ class Lifecycle:
                 or "The bot could not confirm whether the video service started your video."
             )
             words += f" Your {credits(job.price)} are held until this is settled."
-            deadline = self.unconfirmed_deadline(job)
+            deadline = self.give_up_time(job)
             return Move(
                 changes={
                     "failure_reason": clip(words, 500),

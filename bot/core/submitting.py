@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.api import errors
 from bot.api.models import SEED_MAX, RequestValidationError, describe_validation_error
-from bot.core import moves, refusals
+from bot.core import refusals
 from bot.core.books import OPERATOR_KEY, Books, guild_key, log_transition, member_key
 from bot.core.catalog import CATALOG, JobRequest, ModelSpec, get_model, request_of
 from bot.core.durations import bucket_of
@@ -219,8 +219,7 @@ class Submitting:
         )
         # Given up (LOST, never re-sent) if its outcome stays unknown past this; in flight
         # here it is left alone until then.
-        give_up = now + timedelta(seconds=self._settings.submit_timeout_seconds)
-        give_up += moves.UNKNOWN_GRACE
+        give_up = now + self._lifecycle.unconfirmed_wait()
         # Leased to this process until then too: no other process takes the submission
         # for one cut off by a stop while this one is still waiting for the service.
         job = await store.insert_job(
