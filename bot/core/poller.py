@@ -116,8 +116,7 @@ class Poller:
         self._after: dict[int, list[tuple[Callable[[Job], Awaitable[None]], Job]]] = {}
         self._started = utcnow()
         # Pending cards whose post failed: when to try again, and how many tries so far.
-        self._card_retry_at: dict[int, float] = {}
-        self._card_tries: dict[int, int] = {}
+        self._card_retries: dict[int, tuple[float, int]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         # A job is read at most this late: its next poll time is never closer than
@@ -290,20 +289,22 @@ class Poller:
         orphaned = await self.leases.cards_to_post(
             older_than=CARD_GRACE_SECONDS, or_before=self._started
         )
+        # A card put up meanwhile (by a command, or by another process) needs no retry.
+        pending = {job.id for job in orphaned}
+        self._card_retries = {k: v for k, v in self._card_retries.items() if k in pending}
         for job in orphaned:
-            if self._card_retry_at.get(job.id, 0.0) <= now:
+            if self._card_retries.get(job.id, (0.0, 0))[0] <= now:
                 self._spawn(job.id, self.post_card, job)
 
     async def post_card(self, job: Job) -> None:
         """Find the job's card again or post it; where it cannot be, tell by DM instead."""
         outcome = await self.delivery.post_card(job)
         if outcome.kind == "retry":
-            tries = self._card_tries.get(job.id, 0) + 1
+            tries = self._card_retries.get(job.id, (0.0, 0))[1] + 1
             age = (utcnow() - job.created_at).total_seconds()
             if age < CARD_GIVE_UP_SECONDS:
-                self._card_tries[job.id] = tries
                 delay = delivery_delay(tries - 1, 1.0, outcome.retry_after)
-                self._card_retry_at[job.id] = time.monotonic() + delay
+                self._card_retries[job.id] = (time.monotonic() + delay, tries)
                 log.info(
                     "job %s: card not up yet (%s); next try in %.0f s",
                     job.id,
@@ -312,8 +313,7 @@ class Poller:
                 )
                 return
             log.warning("job %s: card could not be posted for %.0f s; telling by DM", job.id, age)
-        self._card_tries.pop(job.id, None)
-        self._card_retry_at.pop(job.id, None)
+        self._card_retries.pop(job.id, None)
         if outcome.kind == "delivered" and outcome.message_id is not None:
             job = await self.lifecycle.card_posted(job.id, outcome.message_id)
         else:

@@ -99,11 +99,8 @@ def effective_allowance(
         return Allowance(None, "member")
     if quota.allowance is not None:
         return Allowance(quota.allowance, "member")
-    held = [
-        (credits, role)
-        for role, credits in (role_allowances or {}).items()
-        if role in set(role_ids)
-    ]
+    holds = set(role_ids)
+    held = [(credits, role) for role, credits in (role_allowances or {}).items() if role in holds]
     if held:
         credits, role = max(held)
         return Allowance(credits, "role", role)
