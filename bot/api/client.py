@@ -272,6 +272,21 @@ class VideoAPI:
             )
         if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
             raise ValueError("webhook_url must be an http(s) URL")
+        # Counted here, once, whichever way the submission ends.
+        try:
+            task_id = await self._submit(endpoint, request, webhook_url)
+        except SubmissionOutcomeUnknown:
+            metrics.submission("unknown")
+            raise
+        except VideoAPIError:
+            metrics.submission("rejected")
+            raise
+        metrics.submission("accepted")
+        return task_id
+
+    async def _submit(
+        self, endpoint: Endpoint, request: VideoRequest, webhook_url: str | None
+    ) -> str:
         what = f"POST {endpoint.path}"
         body = request.to_body()
         if webhook_url is not None:
@@ -294,13 +309,11 @@ class VideoAPI:
                 cause: VideoAPIError = APITimeoutError(
                     f"{what}: no answer within {self.submit_timeout:g} s"
                 )
-                metrics.submission("unknown")
                 raise SubmissionOutcomeUnknown(
                     f"{what}: timed out; the task may exist", cause=cause
                 ) from exc
             except aiohttp.ClientError as exc:
                 cause = APIConnectionError(f"{what}: connection broke: {describe(exc)}")
-                metrics.submission("unknown")
                 raise SubmissionOutcomeUnknown(
                     f"{what}: connection broke; the task may exist", cause=cause
                 ) from exc
@@ -311,15 +324,12 @@ class VideoAPI:
                     status, raw, method="POST", path=endpoint.path, retry_after=retry_after
                 )
                 if status >= 500:
-                    metrics.submission("unknown")
                     raise SubmissionOutcomeUnknown(
                         f"{what}: HTTP {status}; the task may exist", cause=error
                     ) from error
                 if not isinstance(error, RateLimitError):
-                    metrics.submission("rejected")
                     raise error
             if attempt >= self.max_retries or not _retryable(error):
-                metrics.submission("rejected")
                 raise error
             attempt += 1
             await self._wait_to_retry(what, attempt, error)
@@ -330,7 +340,6 @@ class VideoAPI:
         try:
             task_id = SubmitResponse.model_validate(data).task_id
         except ValidationError:
-            metrics.submission("unknown")
             cause = MalformedResponseError(
                 f"{what}: the answer has no task id",
                 status=status,
@@ -339,7 +348,6 @@ class VideoAPI:
             raise SubmissionOutcomeUnknown(
                 f"{what}: accepted but unreadable; the task may exist", cause=cause
             ) from None
-        metrics.submission("accepted")
         log.info("%s → task %s", what, task_id)
         return task_id
 
@@ -347,6 +355,19 @@ class VideoAPI:
         """The task's current state; retries 429, 5xx and connection errors (reads are safe)."""
         if not task_id:
             raise ValueError("task_id must not be empty")
+        # Counted here, once, whichever way the read ends.
+        try:
+            result = await self._read_result(task_id)
+        except NotFoundError:
+            metrics.result_read("not_found")
+            raise
+        except VideoAPIError:
+            metrics.result_read("error")
+            raise
+        metrics.result_read("ok")
+        return result
+
+    async def _read_result(self, task_id: str) -> TaskResult:
         what = f"GET {TASK_RESULT_PATH}?task_id={task_id}"
         attempt = 0
         while True:
@@ -372,7 +393,6 @@ class VideoAPI:
                     status, raw, method="GET", path=TASK_RESULT_PATH, retry_after=retry_after
                 )
             if attempt >= self.max_retries or not _retryable(error):
-                metrics.result_read("not_found" if isinstance(error, NotFoundError) else "error")
                 raise error
             attempt += 1
             await self._wait_to_retry(what, attempt, error)
@@ -383,13 +403,11 @@ class VideoAPI:
         try:
             result = TaskResult.model_validate(data)
         except ValidationError as exc:
-            metrics.result_read("error")
             raise MalformedResponseError(
                 f"{what}: the answer is not a task result ({exc.error_count()} problems)",
                 status=status,
                 body_excerpt=raw[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
             ) from None
-        metrics.result_read("ok")
         return result
 
     async def download(
