@@ -111,8 +111,8 @@ async def post_card(
         return None, job.card_state
     outcome = await delivery.post_card(job, first=True)
     for pause in CARD_RETRY_PAUSES:
-        if outcome.kind != "retry":
-            break
+        if outcome.kind != "retry" or (outcome.retry_after or 0.0) > CARD_RETRY_PAUSES[-1]:
+            break  # a longer wait is the poller's, not the command's (and a stop's)
         await asyncio.sleep(max(pause, outcome.retry_after or 0.0))
         outcome = await delivery.post_card(job, first=True)
     if outcome.kind == "undeliverable":
