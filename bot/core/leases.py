@@ -91,7 +91,7 @@ class Leases:
             released = await store.release_earlier_leases(name, self.owner)
             await store.earlier_lives_gone(name, self.owner)
             await store.process_seen(self.owner, now)
-        self._kept_at = now
+        self._kept_at = None  # the first tick keeps alive at once, and tells how many it holds
         if released:
             log.info("leases: %d job(s) held by this process's earlier life released", released)
 

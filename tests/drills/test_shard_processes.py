@@ -99,6 +99,7 @@ async def test_two_processes_each_serve_their_own_shard(cluster: Cluster) -> Non
             "vidu_api_rate_limited_total",
             "vidu_deliveries_total",
             "vidu_poll_to_post_seconds_count",
+            "vidu_leases_held",  # reported by the process's own poller
         ):
             assert metric in listed, f"{name} does not list {metric}"
         queued = (("process", name), ("state", "QUEUED"))
