@@ -37,6 +37,7 @@ from bot.simulator import RecordedRequest as SimRequest
 from bot.simulator import SimTask, Simulator
 from storage import Database
 from storage.models import Job, JobState, LedgerEntry
+from tests.e2e.helpers import video_posts
 from tests.fakediscord import FakeDiscord, StoredMessage
 
 CHARGED = frozenset({JobState.DELIVERED, JobState.UNDELIVERABLE})
@@ -131,18 +132,7 @@ class Discord:
         return seen
 
     def video_posts(self, job: Job) -> list[StoredMessage]:
-        """Upload or link posts naming the job (as tests/e2e/helpers.py `posts_of`)."""
-        named = marker(job.id)
-        bot_id = self.fake.bot_user.id
-        return [
-            m
-            for m in self.fake.all_messages()
-            if m.author_id == bot_id
-            and not m.deleted
-            and not m.ephemeral
-            and named.search(m.content)
-            and (m.files or "download it" in m.content or "is ready" in m.content)
-        ]
+        return video_posts(self.fake, job)
 
     def dms_naming(self, job: Job) -> list[StoredMessage]:
         named = marker(job.id)

@@ -82,19 +82,23 @@ def embed_text(embed: dict[str, Any]) -> str:
     return f"{embed.get('title', '')}\n{embed.get('description', '')}\n{fields}"
 
 
-def posts_of(world: World, job: Job) -> list[StoredMessage]:
+def video_posts(fake: FakeDiscord, job: Job) -> list[StoredMessage]:
     """The bot's video posts for `job` (upload or link), in every channel and DM."""
-    marker = re.compile(rf"job #{job.id}(?![0-9])")
-    bot_id = world.fake.bot_user.id
+    marker = re.compile(rf"\bjob #{job.id}(?![0-9])", re.IGNORECASE)  # not "job #12"
+    bot_id = fake.bot_user.id
     return [
         m
-        for m in world.fake.all_messages()
+        for m in fake.all_messages()
         if m.author_id == bot_id
         and not m.deleted
         and not m.ephemeral
         and marker.search(m.content)
         and (m.files or "download it" in m.content or "is ready" in m.content)
     ]
+
+
+def posts_of(world: World, job: Job) -> list[StoredMessage]:
+    return video_posts(world.fake, job)
 
 
 def upload_requests(world: World) -> list[RecordedRequest]:
